@@ -1,0 +1,59 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// CountSpans returns the number of spans in a serialized OTLP
+// ExportTraceServiceRequest by walking its wire format down to the span
+// fields: no message is decoded, nothing is allocated. It fails on input
+// that is not well-formed protobuf or has a wrong wire type on the path.
+func CountSpans(req []byte) (int, error) {
+	n := 0
+	err := each(req, 1, func(rs []byte) error { // resource_spans
+		return each(rs, 2, func(ss []byte) error { // scope_spans
+			return each(ss, 2, func([]byte) error { // spans
+				n++
+				return nil
+			})
+		})
+	})
+	return n, err
+}
+
+var errWireType = errors.New("wrong wire type")
+
+// each calls fn with the contents of every length-delimited field want of
+// msg, skipping all other fields.
+func each(msg []byte, want protowire.Number, fn func([]byte) error) error {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return fmt.Errorf("otlp: %w", protowire.ParseError(n))
+		}
+		msg = msg[n:]
+		if num == want {
+			if typ != protowire.BytesType {
+				return fmt.Errorf("otlp: field %d: %w", num, errWireType)
+			}
+			v, n := protowire.ConsumeBytes(msg)
+			if n < 0 {
+				return fmt.Errorf("otlp: field %d: %w", num, protowire.ParseError(n))
+			}
+			msg = msg[n:]
+			if err := fn(v); err != nil {
+				return err
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, msg)
+		if n < 0 {
+			return fmt.Errorf("otlp: field %d: %w", num, protowire.ParseError(n))
+		}
+		msg = msg[n:]
+	}
+	return nil
+}

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/traceport/traceport/exporter"
+	"github.com/traceport/traceport/receiver"
+	"github.com/traceport/traceport/translate"
+)
+
+// Config is all of traceport's configuration. Flags, TRACEPORT_* environment
+// variables and the YAML --config file all fill this one struct, by the same
+// names (flag --jaeger-protocol = env TRACEPORT_JAEGER_PROTOCOL = YAML key
+// jaeger-protocol); a flag beats the environment, which beats the file.
+type Config struct {
+	ConfigFile string
+	Validate   bool
+
+	Listen          string
+	AlsoListen      stringList
+	TLSCert         string
+	TLSKey          string
+	TLSClientCA     string
+	MaxRequestBytes int64
+	MaxServices     int
+	SummaryInterval time.Duration
+	ReadHeaderTime  time.Duration
+	IdleTimeout     time.Duration
+
+	ZipkinProtoLittleEndianIDs bool
+
+	Jaeger              string
+	JaegerProtocol      string
+	JaegerCompression   string
+	JaegerTLS           bool
+	JaegerTLSCA         string
+	JaegerTLSSkipVerify bool
+	JaegerHeaders       headerMap
+
+	BatchMaxSpans        int
+	BatchTimeout         time.Duration
+	QueueSpans           int
+	Senders              int
+	ExportTimeout        time.Duration
+	RetryInitialInterval time.Duration
+	RetryMaxInterval     time.Duration
+	RetryMaxElapsed      time.Duration
+
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+}
+
+// defaultConfig is what traceport runs with when nothing is set: all
+// protocols on :4317, counting and discarding (no --jaeger).
+func defaultConfig() Config {
+	exp := exporter.Defaults()
+	return Config{
+		Listen:               ":4317",
+		MaxRequestBytes:      20 << 20,
+		MaxServices:          1000,
+		SummaryInterval:      time.Minute,
+		ReadHeaderTime:       10 * time.Second,
+		IdleTimeout:          2 * time.Minute,
+		JaegerProtocol:       exp.Protocol,
+		JaegerCompression:    exp.Compression,
+		JaegerHeaders:        headerMap{},
+		BatchMaxSpans:        exp.BatchMaxSpans,
+		BatchTimeout:         exp.BatchTimeout,
+		QueueSpans:           exp.QueueSpans,
+		Senders:              exp.Senders,
+		ExportTimeout:        exp.Timeout,
+		RetryInitialInterval: exp.RetryInitialInterval,
+		RetryMaxInterval:     exp.RetryMaxInterval,
+		RetryMaxElapsed:      exp.RetryMaxElapsed,
+		ShutdownTimeout:      20 * time.Second,
+		LogLevel:             "info",
+		LogFormat:            "text",
+	}
+}
+
+// flagSet binds every setting to its flag name. The names are the contract:
+// deploy/ manifests and the YAML file use them verbatim.
+func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("traceport", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file with settings named like the flags (e.g. `jaeger-protocol: otlp-http`)")
+	fs.BoolVar(&c.Validate, "validate", c.Validate, "check the configuration, print it, and exit (0 if valid)")
+
+	fs.StringVar(&c.Listen, "listen", c.Listen, "the one address for every protocol: Zipkin, OTLP gRPC/HTTP, Jaeger gRPC, /metrics, probes")
+	fs.Var(&c.AlsoListen, "also-listen", "extra address with the same handler, repeatable (e.g. :9411 and :4318 during a migration)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate: serve TLS (ALPN h2 and http/1.1) on every listener")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle: require client certificates signed by it (mTLS)")
+	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest request body, checked both compressed and decompressed (413 / RESOURCE_EXHAUSTED)")
+	fs.IntVar(&c.MaxServices, "max-services", c.MaxServices, "distinct service label values; spans of further services are counted as \"_other\"")
+	fs.DurationVar(&c.SummaryInterval, "summary-interval", c.SummaryInterval, "log one line per interval with the spans seen per source (0: never)")
+	fs.DurationVar(&c.ReadHeaderTime, "read-header-timeout", c.ReadHeaderTime, "time a client has to send its request headers")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections are closed after this")
+	fs.BoolVar(&c.ZipkinProtoLittleEndianIDs, "zipkin-proto-little-endian-ids", c.ZipkinProtoLittleEndianIDs, "read Zipkin proto span/parent ids in little-endian byte order, as Envoy's HTTP_PROTO writes them")
+
+	fs.StringVar(&c.Jaeger, "jaeger", c.Jaeger, "Jaeger's HOST:PORT to forward to; empty: count spans and discard them")
+	fs.StringVar(&c.JaegerProtocol, "jaeger-protocol", c.JaegerProtocol, "otlp-grpc (Jaeger ≥1.35, port 4317), otlp-http (4318) or jaeger-grpc (api_v2, 14250)")
+	fs.StringVar(&c.JaegerCompression, "jaeger-compression", c.JaegerCompression, "gzip, zstd or none")
+	fs.BoolVar(&c.JaegerTLS, "jaeger-tls", c.JaegerTLS, "use TLS to Jaeger")
+	fs.StringVar(&c.JaegerTLSCA, "jaeger-tls-ca", c.JaegerTLSCA, "PEM CA bundle to verify Jaeger's certificate (implies --jaeger-tls)")
+	fs.BoolVar(&c.JaegerTLSSkipVerify, "jaeger-tls-skip-verify", c.JaegerTLSSkipVerify, "do not verify Jaeger's certificate (implies --jaeger-tls)")
+	fs.Var(&c.JaegerHeaders, "jaeger-header", "KEY=VALUE header (gRPC metadata) sent with every export, repeatable")
+
+	fs.IntVar(&c.BatchMaxSpans, "batch-max-spans", c.BatchMaxSpans, "most spans in one export")
+	fs.DurationVar(&c.BatchTimeout, "batch-timeout", c.BatchTimeout, "longest a span waits for its batch to fill")
+	fs.IntVar(&c.QueueSpans, "queue-spans", c.QueueSpans, "export queue capacity in spans; when full, requests are refused with 429 / RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.Senders, "senders", c.Senders, "concurrent exports")
+	fs.DurationVar(&c.ExportTimeout, "export-timeout", c.ExportTimeout, "time limit of one export attempt")
+	fs.DurationVar(&c.RetryInitialInterval, "retry-initial-interval", c.RetryInitialInterval, "first wait before retrying a failed export")
+	fs.DurationVar(&c.RetryMaxInterval, "retry-max-interval", c.RetryMaxInterval, "longest wait between retries")
+	fs.DurationVar(&c.RetryMaxElapsed, "retry-max-elapsed", c.RetryMaxElapsed, "give up on a batch after this long (dropped, reason export_failed; 0: retry until shutdown)")
+
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, time to finish requests and flush the queue; what is left is dropped (reason shutdown)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	return fs
+}
+
+// loadConfig fills a Config from args, the environment and the --config
+// file, in that order of precedence.
+func loadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := defaultConfig()
+	fs := c.flagSet(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "traceport: one port for every trace protocol (Zipkin, OTLP, Jaeger), forwarded to Jaeger.\n\nUsage: traceport [flags]\n\nEvery flag can also be set as TRACEPORT_<NAME> in the environment or as <name> in the --config YAML file.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "TRACEPORT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(env)
+		if set[f.Name] || v == "" {
+			return
+		}
+		for _, item := range splitRepeatable(f, v) {
+			if err := fs.Set(f.Name, item); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+		set[f.Name] = true
+	})
+	if c.ConfigFile != "" {
+		if err := applyFile(fs, c.ConfigFile, set); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// splitRepeatable splits a comma-separated environment value for repeatable
+// flags (TRACEPORT_ALSO_LISTEN=:9411,:4318).
+func splitRepeatable(f *flag.Flag, v string) []string {
+	switch f.Value.(type) {
+	case *stringList, *headerMap:
+		return strings.Split(v, ",")
+	}
+	return []string{v}
+}
+
+// applyFile reads the YAML file and sets every key not already set by a flag
+// or the environment. Unknown keys are an error: a typo must not pass.
+func applyFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		f := fs.Lookup(k)
+		if f == nil || k == "config" {
+			errs = append(errs, fmt.Errorf("config %s: unknown setting %q (see traceport --help)", path, k))
+			continue
+		}
+		if set[k] {
+			continue
+		}
+		var values []string
+		switch v := doc[k].(type) {
+		case []any:
+			for _, item := range v {
+				values = append(values, fmt.Sprint(item))
+			}
+		case map[string]any:
+			for hk, hv := range v {
+				values = append(values, hk+"="+fmt.Sprint(hv))
+			}
+			sort.Strings(values)
+		case nil:
+		default:
+			values = []string{fmt.Sprint(v)}
+		}
+		for _, item := range values {
+			if err := fs.Set(k, item); err != nil {
+				errs = append(errs, fmt.Errorf("config %s: %s: %w", path, k, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// check validates the whole configuration; every error names its setting.
+func (c *Config) check() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, addr := range append([]string{c.Listen}, c.AlsoListen...) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("listen address %q: want [HOST]:PORT: %v", addr, err)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert and tls-key: set both or neither")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		bad("tls-client-ca needs tls-cert and tls-key")
+	}
+	for _, f := range []struct{ name, path string }{{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}, {"tls-client-ca", c.TLSClientCA}, {"jaeger-tls-ca", c.JaegerTLSCA}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad("%s: %v", f.name, err)
+			}
+		}
+	}
+	if c.MaxRequestBytes < 1024 {
+		bad("max-request-bytes %d: want at least 1024", c.MaxRequestBytes)
+	}
+	if c.MaxServices < 1 {
+		bad("max-services %d: want at least 1", c.MaxServices)
+	}
+	if c.SummaryInterval < 0 {
+		bad("summary-interval %v: want >= 0", c.SummaryInterval)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout %v: want > 0", c.ShutdownTimeout)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("log-level: %v", err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format %q: want text or json", c.LogFormat)
+	}
+	exp := c.exporterConfig(nil)
+	if err := exp.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) receiverConfig(tlsConf *tls.Config) receiver.Config {
+	return receiver.Config{
+		MaxRequestBytes:   c.MaxRequestBytes,
+		MaxServices:       c.MaxServices,
+		Zipkin:            translate.ZipkinOptions{ProtoIDsLittleEndian: c.ZipkinProtoLittleEndianIDs},
+		TLS:               tlsConf,
+		ReadHeaderTimeout: c.ReadHeaderTime,
+		IdleTimeout:       c.IdleTimeout,
+	}
+}
+
+func (c *Config) exporterConfig(tlsConf *tls.Config) exporter.Config {
+	return exporter.Config{
+		Endpoint:             c.Jaeger,
+		Protocol:             c.JaegerProtocol,
+		Compression:          c.JaegerCompression,
+		TLS:                  tlsConf,
+		Headers:              c.JaegerHeaders,
+		BatchMaxSpans:        c.BatchMaxSpans,
+		BatchTimeout:         c.BatchTimeout,
+		QueueSpans:           c.QueueSpans,
+		Senders:              c.Senders,
+		Timeout:              c.ExportTimeout,
+		RetryInitialInterval: c.RetryInitialInterval,
+		RetryMaxInterval:     c.RetryMaxInterval,
+		RetryMaxElapsed:      c.RetryMaxElapsed,
+	}
+}
+
+// serverTLS loads --tls-cert/--tls-key (and --tls-client-ca for mTLS).
+func (c *Config) serverTLS() (*tls.Config, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls-cert/tls-key: %w", err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+	if c.TLSClientCA != "" {
+		pool, err := loadPool(c.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls-client-ca: %w", err)
+		}
+		conf.ClientCAs = pool
+		conf.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}
+
+// jaegerTLS is the client TLS configuration towards Jaeger, or nil.
+func (c *Config) jaegerTLS() (*tls.Config, error) {
+	if !c.JaegerTLS && c.JaegerTLSCA == "" && !c.JaegerTLSSkipVerify {
+		return nil, nil
+	}
+	conf := &tls.Config{InsecureSkipVerify: c.JaegerTLSSkipVerify, MinVersion: tls.VersionTLS12}
+	if c.JaegerTLSCA != "" {
+		pool, err := loadPool(c.JaegerTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("jaeger-tls-ca: %w", err)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
+func loadPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	}
+	return pool, nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, strings.TrimSpace(v)); return nil }
+
+// headerMap is a repeatable KEY=VALUE flag.
+type headerMap map[string]string
+
+func (h *headerMap) String() string {
+	keys := make([]string, 0, len(*h))
+	for k, v := range *h {
+		keys = append(keys, k+"="+v)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
+}
+
+func (h *headerMap) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	k = strings.TrimSpace(k)
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", v)
+	}
+	if *h == nil {
+		*h = headerMap{}
+	}
+	(*h)[k] = strings.TrimSpace(val)
+	return nil
+}

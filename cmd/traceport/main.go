@@ -1,0 +1,183 @@
+// Command traceport is a single-port front for trace collection: Zipkin,
+// OTLP and Jaeger clients all send to one address, every span is counted per
+// source, and everything is forwarded to Jaeger with nothing lost silently.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/traceport/traceport/exporter"
+	"github.com/traceport/traceport/receiver"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err == nil {
+		err = cfg.check()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "traceport: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	if cfg.Validate {
+		fmt.Fprintf(stdout, "configuration is valid\n")
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("traceport stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs traceport until ctx ends, then shuts down in order: readiness
+// off, listeners closed and in-flight requests finished, then the queue
+// flushed to Jaeger; all within --shutdown-timeout.
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	serverTLS, err := cfg.serverTLS()
+	if err != nil {
+		return err
+	}
+	jaegerTLS, err := cfg.jaegerTLS()
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	exp, err := exporter.New(cfg.exporterConfig(jaegerTLS), reg, log)
+	if err != nil {
+		return err
+	}
+	exp.Start()
+	rc := receiver.New(cfg.receiverConfig(serverTLS), exp, reg, reg, log)
+
+	var listeners []net.Listener
+	for _, addr := range append([]string{cfg.Listen}, cfg.AlsoListen...) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		listeners = append(listeners, ln)
+	}
+	serveErr := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		log.Info("listening", "addr", ln.Addr().String(), "tls", serverTLS != nil)
+		go func() { serveErr <- rc.Serve(ln) }()
+	}
+	if cfg.Jaeger == "" {
+		log.Info("no --jaeger set: spans are counted and discarded")
+	} else {
+		log.Info("forwarding", "jaeger", cfg.Jaeger, "protocol", cfg.JaegerProtocol, "compression", cfg.JaegerCompression)
+	}
+	if cfg.SummaryInterval > 0 {
+		go logSummaries(ctx, rc, exp, cfg.SummaryInterval, log)
+	}
+
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	case err := <-serveErr:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed = err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	rc.SetReady(false)
+	if err := rc.Shutdown(sctx); err != nil {
+		log.Warn("receiver shutdown", "err", err)
+	}
+	if err := exp.Shutdown(sctx); err != nil {
+		log.Warn("exporter shutdown", "err", err)
+	}
+	st := exp.Stats()
+	log.Info("stopped", "exported", st.Exported, "dropped", droppedTotal(st))
+	return failed
+}
+
+// logSummaries writes one line per interval: spans per source since the
+// last line, plus what left and what was dropped.
+func logSummaries(ctx context.Context, rc *receiver.Receiver, exp *exporter.Exporter, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := map[string]int64{}
+	var lastExported, lastDropped int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var parts []string
+		var total int64
+		for _, s := range rc.Sources() {
+			key := s.Protocol + "/" + s.Encoding + " " + s.Service
+			if d := s.Spans - last[key]; d > 0 {
+				parts = append(parts, fmt.Sprintf("%s=%d", key, d))
+				total += d
+			}
+			last[key] = s.Spans
+		}
+		st := exp.Stats()
+		dropped := droppedTotal(st)
+		log.Info("intake", "interval", every, "spans", total, "sources", strings.Join(parts, ", "),
+			"exported", st.Exported-lastExported, "dropped", dropped-lastDropped, "queued", st.Queued)
+		lastExported, lastDropped = st.Exported, dropped
+	}
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func droppedTotal(st exporter.Stats) int64 {
+	var n int64
+	for _, d := range st.Dropped {
+		n += d
+	}
+	return n
+}

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Short retries keep fault tests quick; every case states its own limits.
+var fastRetries = []string{"--retry-initial-interval", "50ms", "--retry-max-interval", "300ms", "--batch-timeout", "20ms"}
+
+// TestJaegerDownAtStart starts traceport with each exporter before Jaeger
+// is up: the spans wait in the queue, retried, and all arrive once Jaeger
+// starts.
+func TestJaegerDownAtStart(t *testing.T) {
+	t.Parallel()
+	j := newJaeger(t) // ports chosen, not started
+	type sender struct {
+		tp   *traceport
+		want map[string]storedSpan
+	}
+	var senders []sender
+	for _, c := range []struct{ protocol, endpoint string }{
+		{"otlp-grpc", j.otlpGRPC()},
+		{"otlp-http", j.otlpHTTP()},
+		{"jaeger-grpc", j.jaegerGRPC()},
+	} {
+		tp := startTraceport(t, append([]string{"--jaeger", c.endpoint, "--jaeger-protocol", c.protocol,
+			"--retry-max-elapsed", "2m"}, fastRetries...)...)
+		spans, want := plainSpans(t, "down-at-start-"+c.protocol, 200)
+		tp.postZipkin(zipkinJSON(t, spans))
+		senders = append(senders, sender{tp, want})
+	}
+	for _, s := range senders {
+		s.tp.waitMetrics(t, 10*time.Second, func(m metrics) error {
+			if m.sum("traceport_export_retries_total") < 2 {
+				return fmt.Errorf("no retries yet")
+			}
+			return nil
+		})
+	}
+	started := time.Now()
+	j.start()
+	for _, s := range senders {
+		j.waitSpans(t, 60*time.Second, s.want)
+		m := s.tp.settled(t, 10*time.Second, 200)
+		if got := m.sum("traceport_exported_spans_total"); got != 200 {
+			t.Errorf("exported %g, want 200", got)
+		}
+		if d := m.by("traceport_dropped_spans_total", "reason"); len(d) != 0 {
+			t.Errorf("dropped: %v", d)
+		}
+	}
+	t.Logf("all spans in Jaeger %s after it started", time.Since(started).Round(10*time.Millisecond))
+}
+
+// TestJaegerRestart kills Jaeger (SIGKILL) while spans stream in and starts
+// it again on the same ports. Jaeger's memory storage loses what it held;
+// what traceport acknowledged after the kill must all reach the new Jaeger,
+// nothing is dropped, and the identity holds at every scrape on the way.
+func TestJaegerRestart(t *testing.T) {
+	t.Parallel()
+	j := startJaeger(t)
+	tp := startTraceport(t, append([]string{"--jaeger", j.otlpGRPC(), "--retry-max-elapsed", "2m"}, fastRetries...)...)
+
+	const service = "restart"
+	var (
+		mu        sync.Mutex
+		sent      int
+		afterKill = map[string]storedSpan{}
+		killed    atomic.Bool
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	wg.Add(2)
+	go func() { // the stream: one trace of 10 spans every 10ms
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			down := killed.Load() // read before sending: the span surely came after the kill
+			spans, want := plainSpans(t, service, 10)
+			if err := tp.tryPostZipkin(zipkinJSON(t, spans)); err != nil {
+				t.Errorf("stream: %v", err)
+				return
+			}
+			mu.Lock()
+			sent += len(spans)
+			if down {
+				for k, v := range want {
+					afterKill[k] = v
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	go func() { // a scraper checking the identity while things move
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(15 * time.Millisecond):
+			}
+			m, err := tp.scrape()
+			if err != nil {
+				t.Errorf("scrape: %v", err)
+				return
+			}
+			if err := m.account().identity(); err != nil {
+				t.Errorf("mid-stream: %v", err)
+				return
+			}
+		}
+	}()
+
+	time.Sleep(300 * time.Millisecond)
+	j.kill()
+	killed.Store(true)
+	time.Sleep(700 * time.Millisecond) // down for several retries
+	j.start()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	total, want := sent, afterKill
+	mu.Unlock()
+	if len(want) == 0 {
+		t.Fatal("no spans sent while Jaeger was down")
+	}
+	eventually(t, 30*time.Second, func() error {
+		traces, err := j.traces(service)
+		if err != nil {
+			return err
+		}
+		got := flatten(traces)
+		missing := 0
+		for k := range want {
+			if _, ok := got[k]; !ok {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d spans sent after the kill missing from the restarted Jaeger", missing, len(want))
+		}
+		return nil
+	})
+	m := tp.settled(t, 10*time.Second, float64(total))
+	if got := m.sum("traceport_exported_spans_total"); got != float64(total) {
+		t.Errorf("exported %g of %d", got, total)
+	}
+	if d := m.by("traceport_dropped_spans_total", "reason"); len(d) != 0 {
+		t.Errorf("dropped: %v", d)
+	}
+	if m.sum("traceport_export_retries_total") == 0 {
+		t.Error("no retries while Jaeger was down")
+	}
+	t.Logf("%d spans sent, %d after the kill; %s", total, len(want), m.account())
+	tp.stop()
+}
+
+// TestBackendFaults covers what a real Jaeger cannot do on demand, with a
+// fake OTLP backend over gRPC and HTTP: throttling with a retry delay, a
+// stalled backend, a permanently rejected batch.
+func TestBackendFaults(t *testing.T) {
+	t.Parallel()
+	const spans = 50
+	type want struct {
+		accepted int                // spans the backend finally took
+		dropped  map[string]float64 // by reason
+		retries  bool               // some retries counted
+		noRetry  bool               // exactly one attempt per batch
+		minGap   time.Duration      // at least this between first and second call
+	}
+	f := func(name, protocol string, answer func(call int) fault, flags []string, w want) {
+		t.Run(name+"/"+protocol, func(t *testing.T) {
+			t.Parallel()
+			b := startFakeBackend(t, protocol, answer)
+			args := append([]string{"--jaeger", b.addr, "--jaeger-protocol", protocol, "--batch-max-spans", "1000"}, fastRetries...)
+			tp := startTraceport(t, append(args, flags...)...)
+			zs, _ := plainSpans(t, "fault-"+name, spans)
+			start := time.Now()
+			tp.postZipkin(zipkinJSON(t, zs))
+			m := tp.settled(t, 20*time.Second, spans)
+			calls, accepted := b.snapshot()
+			if accepted != w.accepted {
+				t.Errorf("backend accepted %d spans, want %d", accepted, w.accepted)
+			}
+			if got := m.sum("traceport_exported_spans_total"); got != float64(w.accepted) {
+				t.Errorf("exported %g, want %d", got, w.accepted)
+			}
+			dropped := m.by("traceport_dropped_spans_total", "reason")
+			if fmt.Sprint(dropped) != fmt.Sprint(w.dropped) {
+				t.Errorf("dropped by reason %v, want %v", dropped, w.dropped)
+			}
+			retries := m.sum("traceport_export_retries_total")
+			if w.retries && retries == 0 {
+				t.Errorf("no retries counted")
+			}
+			if w.noRetry {
+				if retries != 0 {
+					t.Errorf("%g retries of a permanent failure", retries)
+				}
+				if len(calls) != 1 { // one request, one batch
+					t.Errorf("%d calls; a permanent failure must be tried once", len(calls))
+				}
+			}
+			if w.minGap > 0 {
+				if len(calls) < 2 {
+					t.Fatalf("%d calls, want a retry", len(calls))
+				}
+				if gap := calls[1].Sub(calls[0]); gap < w.minGap*9/10 {
+					t.Errorf("retried after %s, want at least %s", gap, w.minGap)
+				}
+			}
+			t.Logf("%d calls in %s; %s; retries %g", len(calls), time.Since(start).Round(time.Millisecond), m.account(), retries)
+			tp.stop()
+		})
+	}
+	throttled := func(delay time.Duration) func(int) fault {
+		return func(call int) fault {
+			if call < 2 {
+				return fault{code: codes.ResourceExhausted, delay: delay}
+			}
+			return fault{}
+		}
+	}
+	stallOnce := func(call int) fault { return fault{stall: call == 0} }
+	stallAlways := func(int) fault { return fault{stall: true} }
+	invalid := func(int) fault { return fault{code: codes.InvalidArgument} }
+	none := map[string]float64{}
+
+	// The server's delay, not traceport's 50ms backoff, sets the pace.
+	f("throttled", "otlp-grpc", throttled(400*time.Millisecond), nil,
+		want{accepted: spans, dropped: none, retries: true, minGap: 400 * time.Millisecond})
+	f("throttled", "otlp-http", throttled(time.Second), nil, // Retry-After is in whole seconds
+		want{accepted: spans, dropped: none, retries: true, minGap: time.Second})
+	for _, p := range []string{"otlp-grpc", "otlp-http"} {
+		f("stalled-then-ok", p, stallOnce, []string{"--export-timeout", "300ms"},
+			want{accepted: spans, dropped: none, retries: true, minGap: 300 * time.Millisecond})
+		f("stalled", p, stallAlways, []string{"--export-timeout", "200ms", "--retry-max-elapsed", "1s"},
+			want{accepted: 0, dropped: map[string]float64{"export_failed": spans}, retries: true})
+		f("invalid", p, invalid, nil,
+			want{accepted: 0, dropped: map[string]float64{"non_retryable": spans}, noRetry: true})
+	}
+}

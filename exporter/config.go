@@ -1,0 +1,151 @@
+package exporter
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Protocols the exporter speaks to Jaeger.
+const (
+	ProtocolOTLPGRPC   = "otlp-grpc"
+	ProtocolOTLPHTTP   = "otlp-http"
+	ProtocolJaegerGRPC = "jaeger-grpc"
+)
+
+// Config says where and how spans leave. The zero value plus an Endpoint is
+// a working configuration: SetDefaults fills the rest.
+type Config struct {
+	// Endpoint is Jaeger's HOST:PORT. Empty means no downstream: spans are
+	// counted as exported{exporter="none"} and discarded.
+	Endpoint string
+	// Protocol is otlp-grpc (default), otlp-http (POST
+	// http(s)://Endpoint/v1/traces) or jaeger-grpc (api_v2 PostSpans).
+	Protocol string
+	// Compression is gzip (default, as the OpenTelemetry Collector), zstd or
+	// none.
+	Compression string
+	// TLS, when set, encrypts the connection; nil is plaintext.
+	TLS *tls.Config
+	// Headers go with every export: gRPC metadata or HTTP headers.
+	Headers map[string]string
+
+	// BatchMaxSpans caps a batch (default 8192). Pushes are never split: a
+	// single push larger than this goes alone.
+	BatchMaxSpans int
+	// BatchMaxBytes caps a batch's uncompressed size (default 4,000,000):
+	// gRPC servers refuse messages over 4 MiB unless configured otherwise,
+	// and 8192 Envoy-shaped spans are about 8 MB.
+	BatchMaxBytes int
+	// BatchTimeout is how long the oldest queued push may wait for a batch
+	// to fill (default 200ms).
+	BatchTimeout time.Duration
+	// QueueSpans is the queue's capacity in spans (default 100000).
+	QueueSpans int
+	// Senders is the number of concurrent exports (default 4).
+	Senders int
+	// Timeout bounds one export attempt (default 5s).
+	Timeout time.Duration
+
+	// Exponential backoff between attempts of one batch: first wait
+	// (default 1s), longest wait (default 30s), and the total time after
+	// which the batch is dropped as export_failed (5m in Defaults; 0 means
+	// retry until shutdown, so SetDefaults leaves it alone).
+	RetryInitialInterval time.Duration
+	RetryMaxInterval     time.Duration
+	RetryMaxElapsed      time.Duration
+}
+
+// Defaults returns the default configuration (no Endpoint): what flags
+// should start from.
+func Defaults() Config {
+	c := Config{RetryMaxElapsed: 5 * time.Minute}
+	c.SetDefaults()
+	return c
+}
+
+// SetDefaults fills every zero field with its default, except
+// RetryMaxElapsed, whose zero means "retry until shutdown".
+func (c *Config) SetDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Protocol == "" {
+		c.Protocol = ProtocolOTLPGRPC
+	}
+	if c.Compression == "" {
+		c.Compression = "gzip"
+	}
+	def(&c.BatchMaxSpans, 8192)
+	def(&c.BatchMaxBytes, 4_000_000)
+	defDur(&c.BatchTimeout, 200*time.Millisecond)
+	def(&c.QueueSpans, 100_000)
+	def(&c.Senders, 4)
+	defDur(&c.Timeout, 5*time.Second)
+	defDur(&c.RetryInitialInterval, time.Second)
+	defDur(&c.RetryMaxInterval, 30*time.Second)
+}
+
+// Validate fills defaults, then checks every field. Errors name the
+// setting as the command line spells it.
+func (c *Config) Validate() error {
+	c.SetDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Endpoint != "" {
+		host, port, err := net.SplitHostPort(c.Endpoint)
+		if err != nil {
+			bad("jaeger-endpoint %q: want HOST:PORT: %w", c.Endpoint, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			bad("jaeger-endpoint %q: port %q: want 1-65535", c.Endpoint, port)
+		} else if host == "" {
+			bad("jaeger-endpoint %q: empty host", c.Endpoint)
+		}
+	}
+	switch c.Protocol {
+	case ProtocolOTLPGRPC, ProtocolOTLPHTTP, ProtocolJaegerGRPC:
+	default:
+		bad("jaeger-protocol %q: want %s, %s or %s", c.Protocol, ProtocolOTLPGRPC, ProtocolOTLPHTTP, ProtocolJaegerGRPC)
+	}
+	switch c.Compression {
+	case "gzip", "zstd", "none":
+	default:
+		bad("jaeger-compression %q: want gzip, zstd or none", c.Compression)
+	}
+	positive := func(name string, v int) {
+		if v < 0 {
+			bad("%s %d: want > 0", name, v)
+		}
+	}
+	positive("batch-max-spans", c.BatchMaxSpans)
+	positive("batch-max-bytes", c.BatchMaxBytes)
+	positive("queue-spans", c.QueueSpans)
+	positive("senders", c.Senders)
+	positiveDur := func(name string, v time.Duration) {
+		if v < 0 {
+			bad("%s %v: want >= 0", name, v)
+		}
+	}
+	positiveDur("batch-timeout", c.BatchTimeout)
+	positiveDur("export-timeout", c.Timeout)
+	positiveDur("retry-initial-interval", c.RetryInitialInterval)
+	positiveDur("retry-max-interval", c.RetryMaxInterval)
+	positiveDur("retry-max-elapsed", c.RetryMaxElapsed)
+	if c.RetryMaxInterval > 0 && c.RetryInitialInterval > c.RetryMaxInterval {
+		bad("retry-initial-interval %v: more than retry-max-interval %v", c.RetryInitialInterval, c.RetryMaxInterval)
+	}
+	if c.BatchMaxSpans > c.QueueSpans {
+		bad("batch-max-spans %d: more than queue-spans %d, a batch could never fill", c.BatchMaxSpans, c.QueueSpans)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,503 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jaegertracing/jaeger-idl/model/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+)
+
+// Errors Push returns; the spans are already counted as dropped.
+var (
+	ErrQueueFull    = errors.New("exporter queue full")
+	ErrShuttingDown = errors.New("exporter shutting down")
+)
+
+// Reasons a span is dropped: the values of traceport_dropped_spans_total's
+// reason label and the keys of Stats.Dropped.
+const (
+	ReasonQueueFull    = "queue_full"
+	ReasonExportFailed = "export_failed"
+	ReasonNonRetryable = "non_retryable"
+	ReasonShutdown     = "shutdown"
+)
+
+type reason int
+
+const (
+	dropQueueFull reason = iota
+	dropExportFailed
+	dropNonRetryable
+	dropShutdown
+	numReasons
+)
+
+var reasonNames = [numReasons]string{ReasonQueueFull, ReasonExportFailed, ReasonNonRetryable, ReasonShutdown}
+
+// Exporter queues pushed requests, batches them and forwards them to
+// Jaeger. Every span pushed is, at every instant, in exactly one of:
+// exported, dropped (by reason), queued, in flight.
+type Exporter struct {
+	cfg  Config
+	name string // exporter label: the protocol, or "none" without Endpoint
+	log  *slog.Logger
+	send func(ctx context.Context, b *batch) error
+
+	conn       *grpc.ClientConn // otlp-grpc, jaeger-grpc
+	md         metadata.MD
+	httpClient *http.Client // otlp-http
+	url        string
+	header     http.Header
+
+	// mu guards the queue and the span accounts together, and the metrics
+	// collector reads them under it: a scrape sees each span in one state.
+	mu       sync.Mutex
+	q        memQueue
+	pushed   int64
+	exported int64
+	inflight int64
+	dropped  [numReasons]int64
+	closing  bool
+	started  bool
+
+	retries atomic.Int64
+
+	kick      chan struct{} // capacity 1: wakes one idle sender to look at the queue
+	draining  chan struct{} // closed by Shutdown: flush now, retry no more
+	runCtx    context.Context
+	cancelRun context.CancelFunc // when Shutdown's deadline passes: abort attempts
+	senders   sync.WaitGroup
+
+	metrics *metrics
+}
+
+// New checks cfg and prepares an Exporter; nothing connects until the first
+// export, so Jaeger may be down at start. Metrics go on reg.
+func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Exporter{
+		cfg:      cfg,
+		name:     cfg.Protocol,
+		log:      log.With("component", "exporter"),
+		kick:     make(chan struct{}, 1),
+		draining: make(chan struct{}),
+	}
+	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
+	if cfg.Endpoint == "" {
+		e.name = "none"
+	} else {
+		var err error
+		switch cfg.Protocol {
+		case ProtocolOTLPGRPC:
+			e.send = e.sendOTLPGRPC
+			e.conn, err = dial(&e.cfg)
+		case ProtocolJaegerGRPC:
+			e.send = e.sendJaeger
+			e.conn, err = dial(&e.cfg)
+		case ProtocolOTLPHTTP:
+			e.send = e.sendOTLPHTTP
+			e.initHTTP()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("jaeger-endpoint %q: %w", cfg.Endpoint, err)
+		}
+		if len(cfg.Headers) > 0 {
+			e.md = metadata.New(cfg.Headers)
+		}
+	}
+	m, err := newMetrics(e, reg)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	e.metrics = m
+	return e, nil
+}
+
+// Start runs the senders. Pushes before Start wait in the queue.
+func (e *Exporter) Start() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started || e.closing || e.send == nil {
+		return
+	}
+	e.started = true
+	for range e.cfg.Senders {
+		e.senders.Go(e.sender)
+	}
+}
+
+// Admit is the door: whether a request may be read at all. Clients that
+// retry a refusal (OTLP, Jaeger) are let in while the queue is under 90%:
+// the last 10% is kept for Zipkin reporters, which never retry. retryAfter
+// grows from 1s at the threshold to 5s at capacity.
+func (e *Exporter) Admit(retrying bool) (ok bool, retryAfter time.Duration) {
+	e.mu.Lock()
+	queued, closing := e.q.spans, e.closing
+	e.mu.Unlock()
+	capacity := e.cfg.QueueSpans
+	limit := capacity
+	if retrying {
+		limit = capacity - capacity/10
+	}
+	if closing {
+		return false, 5 * time.Second
+	}
+	if queued < limit {
+		return true, 0
+	}
+	over := 1.0
+	if capacity > limit {
+		over = min(float64(queued-limit)/float64(capacity-limit), 1)
+	}
+	return false, time.Second + time.Duration(over*float64(4*time.Second))
+}
+
+// Push takes ownership of data, a serialized ExportTraceServiceRequest
+// holding spans spans. It is accepted while the queue holds fewer spans than
+// its capacity, so one request may overshoot the capacity by its own size.
+// retrying does not move that line: once read, a request is cheaper to keep
+// than to have resent; the headroom for non-retrying clients is kept at
+// Admit. A refused push is counted as dropped before Push returns.
+func (e *Exporter) Push(data []byte, spans int, retrying bool) error {
+	if spans <= 0 {
+		return nil
+	}
+	now := time.Now()
+	e.mu.Lock()
+	e.pushed += int64(spans)
+	switch {
+	case e.closing:
+		e.dropped[dropShutdown] += int64(spans)
+		e.mu.Unlock()
+		return ErrShuttingDown
+	case e.send == nil: // no downstream
+		e.exported += int64(spans)
+		e.mu.Unlock()
+		return nil
+	case e.q.spans >= e.cfg.QueueSpans:
+		e.dropped[dropQueueFull] += int64(spans)
+		e.mu.Unlock()
+		return ErrQueueFull
+	}
+	wasEmpty := e.q.len() == 0
+	e.q.push(item{data: data, spans: spans, at: now})
+	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
+	e.mu.Unlock()
+	if wasEmpty || full { // a new deadline, or a batch ready now
+		e.wake()
+	}
+	return nil
+}
+
+func (e *Exporter) wake() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Shutdown stops taking pushes and flushes the queue until ctx ends. As in
+// the OpenTelemetry Collector (exporterhelper's base_exporter), retrying
+// stops first, so the queue can flush: from now on each batch, including
+// one waiting to be retried, gets one more attempt. When ctx ends, attempts
+// are aborted, and every span not exported is counted as
+// dropped{reason="shutdown"}.
+func (e *Exporter) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closing = true
+	e.mu.Unlock()
+	close(e.draining)
+
+	done := make(chan struct{})
+	go func() { e.senders.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("flush queue: %w", ctx.Err())
+		e.cancelRun()
+		<-done
+	}
+	e.cancelRun()
+
+	e.mu.Lock()
+	left := e.q.drain()
+	e.dropped[dropShutdown] += int64(left)
+	e.mu.Unlock()
+	if left > 0 {
+		e.log.Warn("spans dropped at shutdown", "spans", left, "reason", ReasonShutdown)
+	}
+	if e.conn != nil {
+		e.conn.Close()
+	}
+	if e.httpClient != nil {
+		e.httpClient.CloseIdleConnections()
+	}
+	return err
+}
+
+// Stats is a consistent snapshot of the span accounts.
+type Stats struct {
+	Pushed   int64            // every span Push was called with
+	Exported int64            // accepted by the backend (or discarded without Endpoint)
+	Dropped  map[string]int64 // by reason, all reasons present
+	Queued   int64            // waiting in the queue
+	Inflight int64            // taken off the queue: being exported or retried
+	Retries  int64            // export attempts that were retries
+}
+
+// Unaccounted is Pushed minus every state; anything but 0 is a bug.
+func (s Stats) Unaccounted() int64 {
+	n := s.Pushed - s.Exported - s.Queued - s.Inflight
+	for _, d := range s.Dropped {
+		n -= d
+	}
+	return n
+}
+
+// Stats returns a snapshot of the span accounts, taken under one lock.
+func (e *Exporter) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Stats{
+		Pushed:   e.pushed,
+		Exported: e.exported,
+		Dropped:  make(map[string]int64, numReasons),
+		Queued:   int64(e.q.spans),
+		Inflight: e.inflight,
+		Retries:  e.retries.Load(),
+	}
+	for r, n := range e.dropped {
+		s.Dropped[reasonNames[r]] = n
+	}
+	return s
+}
+
+// batch is a set of pushes taken off the queue together and their
+// progress through the attempts.
+type batch struct {
+	items   []item
+	spans   int
+	payload mem.Buffer // the concatenated request
+	wire    mem.Buffer // otlp-http: payload compressed, kept for retries
+
+	sent     int // spans the backend accepted
+	rejected int // spans the backend refused for good (partial success)
+
+	jaeger    []*model.Batch // jaeger-grpc: converted batches not yet sent
+	converted bool
+}
+
+// sender takes batches and exports them until the queue is drained at
+// shutdown, or shutdown's deadline passes.
+func (e *Exporter) sender() {
+	var items []item
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		b := e.next(items[:0], timer)
+		if b == nil {
+			return
+		}
+		e.export(b)
+		items = b.items
+		clear(items)
+	}
+}
+
+// next waits until a batch is due — full, BatchTimeout old, or shutdown
+// flushing — and takes it off the queue, moving its spans from queued to
+// inflight under the lock. It returns nil when the sender should exit.
+func (e *Exporter) next(items []item, timer *time.Timer) *batch {
+	for {
+		e.mu.Lock()
+		if e.runCtx.Err() != nil {
+			e.mu.Unlock()
+			return nil
+		}
+		oldest, ok := e.q.oldest()
+		var wait time.Duration
+		if ok {
+			wait = time.Until(oldest.Add(e.cfg.BatchTimeout))
+			if wait <= 0 || e.closing || e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes) {
+				items = e.q.take(items, e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
+				spans := 0
+				for _, it := range items {
+					spans += it.spans
+				}
+				e.inflight += int64(spans)
+				more := e.q.len() > 0
+				e.mu.Unlock()
+				if more { // let an idle sender look at the rest
+					e.wake()
+				}
+				e.metrics.batchSpans.Observe(float64(spans))
+				return &batch{items: items, spans: spans, payload: concat(items)}
+			}
+		} else if e.closing {
+			e.mu.Unlock()
+			return nil
+		}
+		e.mu.Unlock()
+
+		var fire <-chan time.Time
+		if ok {
+			timer.Reset(wait)
+			fire = timer.C
+		}
+		select {
+		case <-e.kick:
+		case <-fire:
+		case <-e.draining:
+		case <-e.runCtx.Done():
+		}
+		timer.Stop()
+	}
+}
+
+// concat joins the pushes into one request: concatenated serialized
+// ExportTraceServiceRequests are a valid merged one (field 1 is repeated),
+// so batching never decodes. A lone push is sent as it is.
+func concat(items []item) mem.Buffer {
+	if len(items) == 1 {
+		return mem.SliceBuffer(items[0].data)
+	}
+	n := 0
+	for _, it := range items {
+		n += len(it.data)
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(n)
+	off := 0
+	for _, it := range items {
+		off += copy((*buf)[off:], it.data)
+	}
+	return mem.NewBuffer(buf, pool)
+}
+
+// export is the retry loop around attempts (apart from them, as Prometheus'
+// remote-write sendWriteRequestWithBackoff): it retries what classifies as
+// retryable with exponential backoff or the server's hint, until
+// RetryMaxElapsed, then settles the batch's spans.
+func (e *Exporter) export(b *batch) {
+	start := time.Now()
+	bo := backoff{next: e.cfg.RetryInitialInterval, max: e.cfg.RetryMaxInterval}
+	var timer *time.Timer
+	for {
+		err := e.attempt(b)
+		if err == nil {
+			e.settle(b, dropNonRetryable, nil)
+			return
+		}
+		var ae *attemptError
+		if !errors.As(err, &ae) {
+			ae = &attemptError{code: "unknown", err: err}
+		}
+		if !ae.retryable {
+			e.settle(b, dropNonRetryable, err)
+			return
+		}
+		if e.isDraining() {
+			e.settle(b, dropShutdown, err)
+			return
+		}
+		d := bo.delay(ae.retryAfter)
+		if e.cfg.RetryMaxElapsed > 0 && time.Since(start)+d > e.cfg.RetryMaxElapsed {
+			e.settle(b, dropExportFailed, fmt.Errorf("no retry left after %v: %w", time.Since(start).Round(time.Millisecond), err))
+			return
+		}
+		e.log.Debug("export failed, will retry", "spans", b.spans-b.sent-b.rejected, "in", d, "err", err)
+		e.retries.Add(1)
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-timer.C:
+		case <-e.draining: // one last attempt, then no more retries
+		case <-e.runCtx.Done():
+			e.settle(b, dropShutdown, err)
+			return
+		}
+	}
+}
+
+func (e *Exporter) isDraining() bool {
+	select {
+	case <-e.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// attempt is one export call, bounded by Timeout.
+func (e *Exporter) attempt(b *batch) error {
+	ctx, cancel := context.WithTimeoutCause(e.runCtx, e.cfg.Timeout, errAttemptTimeout)
+	defer cancel()
+	start := time.Now()
+	err := e.send(ctx, b)
+	result := "ok"
+	if err != nil {
+		var ae *attemptError
+		code := "unknown"
+		result = "non_retryable"
+		if errors.As(err, &ae) {
+			code = ae.code
+			if ae.retryable {
+				result = "retryable"
+			}
+		}
+		e.metrics.failures.WithLabelValues(e.name, code).Inc()
+	}
+	e.metrics.duration.WithLabelValues(e.name, result).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// settle moves the batch's spans from inflight to their final states under
+// the lock: sent ones to exported, rejected ones to non_retryable, the rest
+// to rest (used only when the export did not go through).
+func (e *Exporter) settle(b *batch, rest reason, err error) {
+	sent := min(max(b.sent, 0), b.spans)
+	rejected := min(max(b.rejected, 0), b.spans-sent)
+	left := b.spans - sent - rejected
+	e.mu.Lock()
+	e.inflight -= int64(b.spans)
+	e.exported += int64(sent)
+	e.dropped[dropNonRetryable] += int64(rejected)
+	e.dropped[rest] += int64(left)
+	e.q.ack(b.items)
+	e.mu.Unlock()
+	b.payload.Free()
+	if b.wire != nil {
+		b.wire.Free()
+	}
+	b.jaeger = nil
+	switch {
+	case left > 0:
+		e.log.Warn("spans dropped", "spans", left, "reason", reasonNames[rest], "err", err)
+	case rejected > 0:
+		e.log.Warn("spans rejected by the backend", "spans", rejected, "reason", ReasonNonRetryable, "err", err)
+	}
+}

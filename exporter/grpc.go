@@ -1,0 +1,306 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/gzip" // initialised first, so ours below replaces it
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+const otlpExportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+// rawMessage carries bytes that already are a serialized protobuf message,
+// so the gRPC path never decodes or re-encodes.
+type rawMessage struct {
+	buf mem.Buffer // request: the batch, reference-counted
+	b   []byte     // response: a copy
+}
+
+// gogoMessage is what jaeger-idl's gogo-generated types implement.
+type gogoMessage interface {
+	Marshal() ([]byte, error)
+	Unmarshal([]byte) error
+}
+
+// codec passes rawMessage through and (un)marshals Jaeger's gogo types with
+// their own methods: grpc's default codec only knows protobuf-go v2 messages.
+// It keeps the name "proto" so the content-type stays application/grpc+proto.
+type codec struct{}
+
+func (codec) Name() string { return "proto" }
+
+func (codec) Marshal(v any) (mem.BufferSlice, error) {
+	switch m := v.(type) {
+	case *rawMessage:
+		// gRPC frees its reference when the bytes are written, which can be
+		// after Invoke returns on a cancelled call: the batch buffer goes
+		// back to the pool only when both are done.
+		m.buf.Ref()
+		return mem.BufferSlice{m.buf}, nil
+	case gogoMessage:
+		b, err := m.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	return nil, fmt.Errorf("codec: cannot marshal %T", v)
+}
+
+func (codec) Unmarshal(data mem.BufferSlice, v any) error {
+	switch m := v.(type) {
+	case *rawMessage:
+		m.b = data.Materialize()
+		return nil
+	case gogoMessage:
+		return m.Unmarshal(data.Materialize())
+	}
+	return fmt.Errorf("codec: cannot unmarshal into %T", v)
+}
+
+// gRPC compressors, registered process-wide under the names grpc-go uses,
+// so the receiver's gRPC server decompresses with them too. grpc-go's own
+// gzip (compress/gzip) costs several times more CPU than klauspost's, which
+// is a drop-in replacement producing standard gzip. The OpenTelemetry
+// Collector registers klauspost's zstd for gRPC the same way (through
+// github.com/mostynb/go-grpc-compression); Jaeger v2 accepts it.
+func init() {
+	encoding.RegisterCompressor(newGzipCompressor())
+	encoding.RegisterCompressor(newZstdCompressor())
+}
+
+type gzipCompressor struct {
+	writers, readers sync.Pool
+}
+
+func newGzipCompressor() *gzipCompressor {
+	c := &gzipCompressor{}
+	c.writers.New = func() any {
+		w, _ := gzip.NewWriterLevel(io.Discard, gzip.DefaultCompression)
+		return &gzipWriter{Writer: w, pool: &c.writers}
+	}
+	return c
+}
+
+func (c *gzipCompressor) Name() string { return "gzip" }
+
+func (c *gzipCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
+	z := c.writers.Get().(*gzipWriter)
+	z.Reset(w)
+	return z, nil
+}
+
+type gzipWriter struct {
+	*gzip.Writer
+	pool *sync.Pool
+}
+
+func (z *gzipWriter) Close() error {
+	defer z.pool.Put(z)
+	return z.Writer.Close()
+}
+
+func (c *gzipCompressor) Decompress(r io.Reader) (io.Reader, error) {
+	z, ok := c.readers.Get().(*gzipReader)
+	if !ok {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return &gzipReader{Reader: zr, pool: &c.readers}, nil
+	}
+	if err := z.Reset(r); err != nil {
+		c.readers.Put(z)
+		return nil, err
+	}
+	return z, nil
+}
+
+// gzipReader goes back to the pool when gRPC closes it.
+type gzipReader struct {
+	*gzip.Reader
+	pool *sync.Pool
+}
+
+func (z *gzipReader) Close() error {
+	defer z.pool.Put(z)
+	return z.Reader.Close()
+}
+
+// zstdEncoder serves gRPC and HTTP: EncodeAll is safe for concurrent use.
+// A 512 KiB window, as the Collector's: the default 8 MiB wastes memory on
+// messages of a few MB at most.
+var zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithWindowSize(512<<10))
+
+type zstdCompressor struct {
+	decoders sync.Pool
+}
+
+func newZstdCompressor() *zstdCompressor { return &zstdCompressor{} }
+
+func (c *zstdCompressor) Name() string { return "zstd" }
+
+// Compress buffers the message and encodes it at Close: EncodeAll on a
+// shared encoder needs no per-stream state.
+func (c *zstdCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
+	return &zstdWriter{w: w}, nil
+}
+
+type zstdWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (z *zstdWriter) Write(p []byte) (int, error) {
+	z.buf = append(z.buf, p...)
+	return len(p), nil
+}
+
+func (z *zstdWriter) Close() error {
+	_, err := z.w.Write(zstdEncoder.EncodeAll(z.buf, nil))
+	return err
+}
+
+// Decompress streams, so gRPC's message size limit stops a decompression
+// bomb (DecodeAll would expand it whole first).
+func (c *zstdCompressor) Decompress(r io.Reader) (io.Reader, error) {
+	d, ok := c.decoders.Get().(*zstd.Decoder)
+	if !ok {
+		var err error
+		// Concurrency 1: no goroutines to leak when a pooled decoder is
+		// dropped by the GC.
+		d, err = zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+		if err != nil {
+			return nil, err
+		}
+	} else if err := d.Reset(r); err != nil {
+		c.decoders.Put(d)
+		return nil, err
+	}
+	return &zstdReader{d: d, pool: &c.decoders}, nil
+}
+
+// zstdReader goes back to the pool when gRPC closes it.
+type zstdReader struct {
+	d    *zstd.Decoder
+	pool *sync.Pool
+}
+
+func (z *zstdReader) Read(p []byte) (int, error) { return z.d.Read(p) }
+
+func (z *zstdReader) Close() error {
+	if z.d != nil && z.d.Reset(nil) == nil {
+		z.pool.Put(z.d)
+	}
+	z.d = nil
+	return nil
+}
+
+// dial prepares a lazy client connection: nothing is connected until the
+// first export, so Jaeger being down at start is fine.
+func dial(cfg *Config) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	callOpts := []grpc.CallOption{grpc.ForceCodecV2(codec{})}
+	if cfg.Compression != "none" {
+		callOpts = append(callOpts, grpc.UseCompressor(cfg.Compression))
+	}
+	return grpc.NewClient(cfg.Endpoint,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(callOpts...),
+		// Reconnect on the export retry schedule: grpc's default backoff
+		// grows to 120s, which would keep spans queued for up to two
+		// minutes after Jaeger is back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: grpcbackoff.Config{
+				BaseDelay:  cfg.RetryInitialInterval,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   cfg.RetryMaxInterval,
+			},
+			MinConnectTimeout: cfg.Timeout,
+		}),
+	)
+}
+
+// outgoing attaches the configured headers as gRPC metadata.
+func outgoing(ctx context.Context, md metadata.MD) context.Context {
+	if len(md) == 0 {
+		return ctx
+	}
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// sendOTLPGRPC makes one Export call with the batch bytes as they are.
+func (e *Exporter) sendOTLPGRPC(ctx context.Context, b *batch) error {
+	var resp rawMessage
+	if err := e.conn.Invoke(outgoing(ctx, e.md), otlpExportMethod, &rawMessage{buf: b.payload}, &resp); err != nil {
+		return classifyGRPC(err)
+	}
+	b.rejected = int(min(rejectedSpans(resp.b), int64(b.spans)))
+	b.sent = b.spans - b.rejected
+	return nil
+}
+
+// rejectedSpans reads partial_success.rejected_spans from a serialized
+// ExportTraceServiceResponse (field 1, its field 1); 0 when absent or
+// malformed, as the spec says a client must then assume full success.
+func rejectedSpans(resp []byte) int64 {
+	var rejected int64
+	for len(resp) > 0 {
+		num, typ, n := protowire.ConsumeTag(resp)
+		if n < 0 {
+			return rejected
+		}
+		resp = resp[n:]
+		if num == 1 && typ == protowire.BytesType {
+			ps, n := protowire.ConsumeBytes(resp)
+			if n < 0 {
+				return rejected
+			}
+			resp = resp[n:]
+			for len(ps) > 0 {
+				num, typ, n := protowire.ConsumeTag(ps)
+				if n < 0 {
+					return rejected
+				}
+				ps = ps[n:]
+				if num == 1 && typ == protowire.VarintType {
+					v, n := protowire.ConsumeVarint(ps)
+					if n < 0 {
+						return rejected
+					}
+					rejected = int64(v)
+					ps = ps[n:]
+					continue
+				}
+				n = protowire.ConsumeFieldValue(num, typ, ps)
+				if n < 0 {
+					return rejected
+				}
+				ps = ps[n:]
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, resp)
+		if n < 0 {
+			return rejected
+		}
+		resp = resp[n:]
+	}
+	return rejected
+}

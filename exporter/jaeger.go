@@ -1,0 +1,58 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jaegertracing/jaeger-idl/model/v1"
+	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// toJaeger is translate.JaegerBatches. TODO(stub until translate/jaeger.go lands).
+var toJaeger = func(ptrace.Traces) []*model.Batch { return nil }
+
+const postSpansMethod = "/jaeger.api_v2.CollectorService/PostSpans"
+
+// sendJaeger converts the batch to Jaeger's model once, then posts one
+// PostSpans per process (resource). Progress is kept across attempts, so a
+// retry resends only the batches not yet accepted.
+func (e *Exporter) sendJaeger(ctx context.Context, b *batch) error {
+	if !b.converted {
+		b.converted = true
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b.payload.ReadOnlyData())
+		if err != nil {
+			b.rejected = b.spans
+			return &attemptError{code: "decode", err: err}
+		}
+		b.jaeger = toJaeger(td)
+		n := 0
+		for _, jb := range b.jaeger {
+			n += len(jb.Spans)
+		}
+		b.rejected = max(b.spans-n, 0) // left out by the translation
+	}
+	var permanent error
+	for len(b.jaeger) > 0 {
+		jb := b.jaeger[0]
+		var resp api_v2.PostSpansResponse
+		err := e.conn.Invoke(outgoing(ctx, e.md), postSpansMethod, &api_v2.PostSpansRequest{Batch: *jb}, &resp)
+		if err != nil {
+			ae := classifyGRPC(err)
+			if ae.retryable {
+				return ae
+			}
+			b.rejected += len(jb.Spans)
+			permanent = errors.Join(permanent, ae)
+		} else {
+			b.sent += len(jb.Spans)
+		}
+		b.jaeger = b.jaeger[1:]
+	}
+	if permanent != nil {
+		var ae *attemptError
+		errors.As(permanent, &ae)
+		return &attemptError{code: ae.code, err: permanent}
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/traceport/traceport/translate"
+
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP clients may gzip their requests
+)
+
+const (
+	otlpExportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+	jaegerPostMethod = "/jaeger.api_v2.CollectorService/PostSpans"
+)
+
+// rawMessage is a gRPC message kept as its wire bytes: OTLP requests are
+// validated and forwarded without ever being decoded into structs.
+type rawMessage struct{ data []byte }
+
+// rawCodec passes rawMessage through untouched and marshals everything else
+// (Jaeger's gogo types, google.rpc types) with the message's own methods.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	switch m := v.(type) {
+	case *rawMessage:
+		return mem.BufferSlice{mem.SliceBuffer(m.data)}, nil
+	case interface{ Marshal() ([]byte, error) }: // gogo-generated (Jaeger)
+		b, err := m.Marshal()
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	case proto.Message:
+		b, err := proto.Marshal(m)
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	}
+	return nil, fmt.Errorf("raw codec: cannot marshal %T", v)
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	switch m := v.(type) {
+	case *rawMessage:
+		m.data = data.Materialize() // grpc reuses its buffers after we return
+		return nil
+	case interface{ Unmarshal([]byte) error }:
+		return m.Unmarshal(data.Materialize())
+	case proto.Message:
+		return proto.Unmarshal(data.Materialize(), m)
+	}
+	return fmt.Errorf("raw codec: cannot unmarshal into %T", v)
+}
+
+// newGRPCServer builds the gRPC server shared by the native per-connection
+// path and the net/http fallback.
+func (rc *Receiver) newGRPCServer() *grpc.Server {
+	s := grpc.NewServer(
+		grpc.ForceServerCodecV2(rawCodec{}),
+		grpc.MaxRecvMsgSize(int(rc.cfg.MaxRequestBytes)),
+		grpc.InTapHandle(rc.tap),
+		grpc.UnknownServiceHandler(rc.unknownGRPC),
+	)
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "Export", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			return rc.otlpExport(ctx, dec)
+		}}},
+	}, rc)
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "jaeger.api_v2.CollectorService",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "PostSpans", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			return rc.jaegerPostSpans(ctx, dec)
+		}}},
+	}, rc)
+	return s
+}
+
+// tap is the door for gRPC: it runs before the request message is read, so
+// backpressure costs the client one round trip and no upload.
+func (rc *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	protocol := protoOTLPGRPC
+	switch info.FullMethodName {
+	case otlpExportMethod:
+	case jaegerPostMethod:
+		protocol = protoJaegerGRPC
+	default:
+		return ctx, nil // unknownGRPC answers and counts it
+	}
+	if ref := rc.admit(true); ref != nil {
+		rc.sources.rejectRequest(protocol, ref.reason)
+		return ctx, ref.grpcStatus().Err()
+	}
+	return ctx, nil
+}
+
+func (rc *Receiver) unknownGRPC(_ any, stream grpc.ServerStream) error {
+	method, _ := grpc.MethodFromServerStream(stream)
+	ref := refuse(reasonNotFound, "unknown gRPC method %s: traceport serves %s and %s", method, otlpExportMethod, jaegerPostMethod)
+	rc.sources.rejectRequest(protoUnknown, ref.reason)
+	return ref.grpcStatus().Err()
+}
+
+// grpcRefusal counts a refused gRPC request and turns it into its status.
+func (rc *Receiver) grpcRefusal(protocol string, err error) error {
+	if _, ok := status.FromError(err); ok && !isRefusal(err) {
+		// An error from grpc itself while reading the message: too large
+		// (ResourceExhausted), bad compression, client gone.
+		st, _ := status.FromError(err)
+		rsn := reasonReadBody
+		switch st.Code() {
+		case codes.ResourceExhausted:
+			rsn = reasonTooLarge
+		case codes.Internal, codes.Unimplemented:
+			rsn = reasonDecompress
+		}
+		rc.sources.rejectRequest(protocol, rsn)
+		return err
+	}
+	ref := asRefusal(err)
+	rc.sources.rejectRequest(protocol, ref.reason)
+	rc.log.Debug("request refused", "protocol", protocol, "reason", ref.reason, "msg", ref.msg)
+	return ref.grpcStatus().Err()
+}
+
+func (rc *Receiver) otlpExport(_ context.Context, dec func(any) error) (any, error) {
+	var req rawMessage
+	if err := dec(&req); err != nil {
+		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
+	}
+	counts, err := translate.ScanOTLP(req.data, nil)
+	if err != nil {
+		return nil, rc.grpcRefusal(protoOTLPGRPC, refuse(reasonMalformed, "%v", err))
+	}
+	if err := rc.ingest(protoOTLPGRPC, encProto, req.data, counts, true); err != nil {
+		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
+	}
+	return &rawMessage{data: translate.OTLPPartialSuccess(0, "")}, nil
+}
+
+func (rc *Receiver) jaegerPostSpans(_ context.Context, dec func(any) error) (any, error) {
+	var req api_v2.PostSpansRequest
+	if err := dec(&req); err != nil {
+		return nil, rc.grpcRefusal(protoJaegerGRPC, err)
+	}
+	td, rejected := translate.JaegerBatch(&req.Batch)
+	rc.sources.rejectSpans(protoJaegerGRPC, reasonInvalidSpan, rejected.Spans)
+	if td.SpanCount() == 0 && rejected.Spans > 0 {
+		return nil, rc.grpcRefusal(protoJaegerGRPC, refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
+	}
+	data, counts, _ := translate.TracesToOTLP(td, nil, nil)
+	if err := rc.ingest(protoJaegerGRPC, encProto, data, counts, true); err != nil {
+		return nil, rc.grpcRefusal(protoJaegerGRPC, err)
+	}
+	return &api_v2.PostSpansResponse{}, nil
+}
+
+func isRefusal(err error) bool {
+	var r *refusal
+	return errors.As(err, &r)
+}

@@ -1,0 +1,211 @@
+package receiver
+
+import (
+	"bytes"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/traceport/traceport/translate"
+)
+
+const defaultRetryAfter = 5 * time.Second
+
+// ServeHTTP routes one request. gRPC requests that reach net/http (an HTTP/2
+// connection whose first request was plain HTTP) go to the gRPC server's
+// ServeHTTP: slower than the native path, but correct per request.
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		rc.grpc.ServeHTTP(w, r)
+		return
+	}
+	switch r.URL.Path {
+	case "/api/v2/spans", "/api/v1/spans":
+		rc.handleZipkin(w, r)
+	case "/v1/traces":
+		rc.handleOTLPHTTP(w, r)
+	case "/metrics":
+		rc.metrics.ServeHTTP(w, r)
+	case "/healthz":
+		w.Write([]byte("ok\n"))
+	case "/readyz":
+		if !rc.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	default:
+		rc.rejectHTTP(w, protoUnknown, "", refuse(reasonNotFound,
+			"no such endpoint %q: traceport serves POST /api/v2/spans, /api/v1/spans (Zipkin), POST /v1/traces (OTLP/HTTP) and gRPC", r.URL.Path))
+	}
+}
+
+// mediaType is the Content-Type without parameters, lower-cased.
+func mediaType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(ct))
+	}
+	return mt
+}
+
+// handleZipkin serves POST /api/v1/spans and /api/v2/spans. The decoder is
+// picked by Content-Type and body, not by path: some Envoy configurations
+// post v2 JSON to the v1 path. Success is 202, the only reply Envoy counts
+// as delivered.
+func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonMethod, "method %s not allowed on %s: use POST", r.Method, r.URL.Path))
+		return
+	}
+	var enc string
+	switch mt := mediaType(r); mt {
+	case "", "application/json", "text/plain":
+		enc = encJSON
+	case "application/x-protobuf", "application/protobuf":
+		enc = encProto
+	default:
+		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonUnsupportedMedia,
+			"Content-Type %q is not supported on %s: use application/json or application/x-protobuf", mt, r.URL.Path))
+		return
+	}
+	if ref := rc.admit(false); ref != nil {
+		rc.rejectHTTP(w, protoZipkin, "", ref)
+		return
+	}
+	body := getBody()
+	defer putBody(body)
+	if err := readBody(r, body, rc.cfg.MaxRequestBytes); err != nil {
+		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
+		return
+	}
+	var (
+		td       ptrace.Traces
+		rejected translate.Rejected
+		err      error
+	)
+	switch {
+	case enc == encProto:
+		td, rejected, err = translate.ZipkinProto(body.Bytes(), rc.cfg.Zipkin)
+	case translate.SniffZipkinJSON(body.Bytes()):
+		td, rejected, err = translate.ZipkinV1JSON(body.Bytes(), rc.cfg.Zipkin)
+	default:
+		td, rejected, err = translate.ZipkinV2JSON(body.Bytes(), rc.cfg.Zipkin)
+	}
+	if err != nil {
+		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonMalformed, "%v", err))
+		return
+	}
+	rc.sources.rejectSpans(protoZipkin, reasonInvalidSpan, rejected.Spans)
+	if td.SpanCount() == 0 && rejected.Spans > 0 {
+		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
+		return
+	}
+	data, counts, _ := translate.TracesToOTLP(td, nil, nil)
+	if err := rc.ingest(protoZipkin, enc, data, counts, false); err != nil {
+		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// handleOTLPHTTP serves POST /v1/traces. Protobuf bodies are validated and
+// counted without being decoded, then forwarded byte for byte; JSON bodies
+// are converted once. The reply uses the request's encoding.
+func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		rc.rejectHTTP(w, protoOTLPHTTP, "", refuse(reasonMethod, "method %s not allowed on /v1/traces: use POST", r.Method))
+		return
+	}
+	var enc string
+	switch mt := mediaType(r); mt {
+	case "application/x-protobuf", "application/protobuf":
+		enc = encProto
+	case "application/json":
+		enc = encJSON
+	default:
+		rc.rejectHTTP(w, protoOTLPHTTP, "", refuse(reasonUnsupportedMedia,
+			"Content-Type %q is not supported on /v1/traces: use application/x-protobuf or application/json", mt))
+		return
+	}
+	if ref := rc.admit(true); ref != nil {
+		rc.rejectHTTP(w, protoOTLPHTTP, enc, ref)
+		return
+	}
+	body := getBody()
+	defer putBody(body)
+	if err := readBody(r, body, rc.cfg.MaxRequestBytes); err != nil {
+		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
+		return
+	}
+	var (
+		data   []byte
+		counts []translate.ServiceCount
+		err    error
+	)
+	if enc == encProto {
+		counts, err = translate.ScanOTLP(body.Bytes(), nil)
+		data = bytes.Clone(body.Bytes()) // the body buffer goes back to the pool
+	} else {
+		data, counts, _, err = translate.OTLPJSON(body.Bytes(), nil)
+	}
+	if err != nil {
+		rc.rejectHTTP(w, protoOTLPHTTP, enc, refuse(reasonMalformed, "%v", err))
+		return
+	}
+	if err := rc.ingest(protoOTLPHTTP, enc, data, counts, true); err != nil {
+		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
+		return
+	}
+	if enc == encJSON {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(translate.OTLPPartialSuccessJSON(0, ""))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(http.StatusOK)
+	w.Write(translate.OTLPPartialSuccess(0, ""))
+}
+
+// rejectHTTP counts a refused request and answers it. OTLP/HTTP clients get
+// a google.rpc.Status in their own encoding, as the OTLP spec asks; everyone
+// else a one-line text message.
+func (rc *Receiver) rejectHTTP(w http.ResponseWriter, protocol, enc string, ref *refusal) {
+	rc.sources.rejectRequest(protocol, ref.reason)
+	rc.log.Debug("request refused", "protocol", protocol, "reason", ref.reason, "msg", ref.msg)
+	if ref.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((ref.retryAfter+time.Second-1)/time.Second)))
+	}
+	code := ref.httpStatus()
+	if protocol == protoOTLPHTTP && enc != "" {
+		st := status.New(replies[ref.reason].grpcCode, ref.msg).Proto()
+		if enc == encJSON {
+			b, _ := protojson.Marshal(st)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			w.Write(b)
+			return
+		}
+		b, _ := proto.Marshal(st)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(code)
+		w.Write(b)
+		return
+	}
+	http.Error(w, ref.msg, code)
+}

@@ -1,0 +1,52 @@
+package receiver
+
+import (
+	"time"
+
+	"github.com/traceport/traceport/translate"
+)
+
+// ingest is where every protocol's handler ends, after decoding: the spans
+// are counted per source (traceport_received_spans_total), then handed to the
+// sink. A span is counted as received here exactly once; from then on the
+// sink accounts for it as exported, dropped, queued or in flight. data is a
+// serialized OTLP ExportTraceServiceRequest that the sink now owns.
+func (rc *Receiver) ingest(protocol, encoding string, data []byte, counts []translate.ServiceCount, retrying bool) error {
+	spans := 0
+	for _, c := range counts {
+		spans += c.Spans
+	}
+	if spans == 0 {
+		return nil
+	}
+	rc.sources.add(protocol, encoding, counts)
+	if err := rc.sink.Push(data, spans, retrying); err != nil {
+		// The sink has counted these spans as dropped; tell the client to back off.
+		rsn := reasonQueueFull
+		if rc.shuttingDown.Load() {
+			rsn = reasonShuttingDown
+		}
+		return &refusal{reason: rsn, msg: "traceport cannot take these spans now: " + err.Error(), retryAfter: rc.retryAfter()}
+	}
+	return nil
+}
+
+// admit is the door: it runs before a body is read, so a full queue costs a
+// refused client nothing but a round trip.
+func (rc *Receiver) admit(retrying bool) *refusal {
+	if rc.shuttingDown.Load() {
+		return refuse(reasonShuttingDown, "traceport is shutting down; send to another instance")
+	}
+	if ok, after := rc.sink.Admit(retrying); !ok {
+		return &refusal{reason: reasonQueueFull, msg: "traceport's export queue is full; retry later", retryAfter: after}
+	}
+	return nil
+}
+
+func (rc *Receiver) retryAfter() (d time.Duration) {
+	_, d = rc.sink.Admit(true)
+	if d <= 0 {
+		d = defaultRetryAfter
+	}
+	return d
+}

@@ -1,0 +1,281 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/traceport/traceport/translate"
+)
+
+// Config is the receiver's part of traceport's configuration.
+type Config struct {
+	MaxRequestBytes   int64 // per body, compressed and decompressed
+	MaxServices       int   // bound of the service label
+	Zipkin            translate.ZipkinOptions
+	TLS               *tls.Config   // nil: plaintext (HTTP/1.1 and h2c)
+	ReadHeaderTimeout time.Duration // slow clients: time to send headers (and, for HTTP/2, the first request)
+	IdleTimeout       time.Duration // idle keep-alive connections are closed after this
+}
+
+// Receiver is the one port. Create it with New, give it listeners with
+// Serve, stop it with Shutdown.
+type Receiver struct {
+	cfg     Config
+	sink    Sink
+	log     *slog.Logger
+	sources *sources
+	metrics http.Handler
+
+	grpc   *grpc.Server
+	http   *http.Server
+	native *connListener // HTTP/2 connections whose first request is gRPC
+	plain  *connListener // everything else, served by net/http
+
+	ready        atomic.Bool
+	shuttingDown atomic.Bool
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	serving   sync.WaitGroup
+}
+
+// New builds a receiver that counts on reg, serves gatherer on /metrics and
+// hands spans to sink.
+func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) *Receiver {
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	rc := &Receiver{
+		cfg:     cfg,
+		sink:    sink,
+		log:     log,
+		sources: newSources(cfg.MaxServices, reg),
+		metrics: promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}),
+		native:  newConnListener(),
+		plain:   newConnListener(),
+	}
+	rc.grpc = rc.newGRPCServer()
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	rc.http = &http.Server{
+		Handler:           rc,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go rc.grpc.Serve(rc.native)
+	go rc.http.Serve(rc.plain)
+	rc.ready.Store(true)
+	return rc
+}
+
+// Serve accepts connections on ln until ln is closed or Shutdown is called.
+// Every listener (--listen and each --also-listen) gets the same routing.
+func (rc *Receiver) Serve(ln net.Listener) error {
+	rc.mu.Lock()
+	if rc.shuttingDown.Load() {
+		rc.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	rc.listeners = append(rc.listeners, ln)
+	rc.serving.Add(1)
+	rc.mu.Unlock()
+	defer rc.serving.Done()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if rc.shuttingDown.Load() || errors.Is(err, net.ErrClosed) {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		go rc.route(conn)
+	}
+}
+
+// http2Preface is what every HTTP/2 client sends first (RFC 9113 §3.4).
+var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+// route sends one connection to the server that will handle it: HTTP/1.1 to
+// net/http; HTTP/2 to the native gRPC server when its first request is gRPC
+// (the fast path: grpc.Server.Serve costs less than half of
+// grpc.Server.ServeHTTP per span), otherwise to net/http, which routes every
+// request on its own, gRPC included.
+func (rc *Receiver) route(conn net.Conn) {
+	conn.SetReadDeadline(time.Now().Add(rc.cfg.ReadHeaderTimeout))
+	if rc.cfg.TLS != nil {
+		tc := tls.Server(conn, rc.cfg.TLS)
+		if err := tc.HandshakeContext(context.Background()); err != nil {
+			rc.log.Debug("TLS handshake failed", "remote", conn.RemoteAddr(), "err", err)
+			conn.Close()
+			return
+		}
+		if tc.ConnectionState().NegotiatedProtocol != "h2" {
+			tc.SetReadDeadline(time.Time{})
+			rc.plain.deliver(tc) // net/http sees the *tls.Conn and speaks HTTP/1.1
+			return
+		}
+		conn = tc
+	}
+	head := make([]byte, 0, len(http2Preface))
+	for len(head) < len(http2Preface) && bytes.HasPrefix(http2Preface, head) {
+		n, err := conn.Read(head[len(head):cap(head)])
+		head = head[:len(head)+n]
+		if err != nil {
+			if len(head) == 0 {
+				conn.Close()
+				return
+			}
+			break
+		}
+	}
+	if !bytes.Equal(head, http2Preface) {
+		conn.SetReadDeadline(time.Time{})
+		rc.plain.deliver(&replayConn{Conn: conn, head: head})
+		return
+	}
+	rc.routeHTTP2(conn, head)
+}
+
+// routeHTTP2 reads frames up to the first request's HEADERS to see whether
+// it is gRPC. gRPC clients wait for the server's SETTINGS before they send a
+// request, so an empty SETTINGS frame goes out first; the client's ACK of it
+// is removed from the stream later, since the real server never sent it.
+func (rc *Receiver) routeHTTP2(conn net.Conn, preface []byte) {
+	if _, err := conn.Write(emptySettingsFrame); err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(rc.cfg.IdleTimeout))
+	sn := &h2Sniffer{conn: conn}
+	isGRPC, err := sn.firstRequestIsGRPC()
+	conn.SetReadDeadline(time.Time{})
+	if err != nil && !isTimeout(err) {
+		rc.log.Debug("HTTP/2 connection closed before its first request", "remote", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
+	}
+	replay := &ackFilterConn{Conn: conn, pending: append(preface, sn.frames...), acked: sn.acked}
+	replay.scanned = len(replay.pending)
+	if isGRPC || err != nil { // a client idle since connecting is a gRPC client more often than not
+		rc.native.deliver(replay)
+		return
+	}
+	rc.plain.deliver(replay)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Shutdown stops accepting, marks the receiver not ready, and waits for
+// in-flight requests until ctx ends.
+func (rc *Receiver) Shutdown(ctx context.Context) error {
+	rc.ready.Store(false)
+	rc.mu.Lock()
+	rc.shuttingDown.Store(true)
+	for _, ln := range rc.listeners {
+		ln.Close()
+	}
+	rc.mu.Unlock()
+	rc.serving.Wait()
+
+	done := make(chan struct{})
+	go func() { rc.grpc.GracefulStop(); close(done) }()
+	err := rc.http.Shutdown(ctx)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		rc.grpc.Stop()
+		<-done
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	rc.native.Close()
+	rc.plain.Close()
+	return err
+}
+
+// SetReady flips /readyz; traceport main turns it off first on SIGTERM.
+func (rc *Receiver) SetReady(ready bool) { rc.ready.Store(ready) }
+
+// connListener is a net.Listener fed by route: how connections reach
+// grpc.Server.Serve and http.Server.Serve after sniffing.
+type connListener struct {
+	conns     chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// replayConn gives back the bytes read while sniffing before reading on.
+type replayConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// Sources returns what has been accepted so far from every (protocol,
+// encoding, service), sorted.
+func (rc *Receiver) Sources() []SourceStat { return rc.sources.snapshot() }

@@ -1,0 +1,8 @@
+// Package translate converts trace wire formats (Zipkin v1/v2 JSON, Zipkin
+// proto3, Jaeger api_v2, OTLP) to and from traceport's normal model,
+// pdata's ptrace.Traces, with pure functions: no I/O, no metrics, no globals.
+//
+// OTLP is not translated at all on the hot path: ScanOTLP validates a
+// serialized ExportTraceServiceRequest and counts its spans per service
+// without decoding it, so it can be forwarded byte for byte.
+package translate

@@ -1,0 +1,530 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// ZipkinOptions adjusts the Zipkin decoders to known sender quirks.
+type ZipkinOptions struct {
+	// ProtoIDsLittleEndian reads span and parent ids of Zipkin proto3 bodies in little-endian
+	// byte order, as Envoy's HTTP_PROTO collector writes them (host byte order); trace ids stay big-endian.
+	ProtoIDsLittleEndian bool
+}
+
+// Attribute names the Zipkin decoders write. Endpoint and peer names follow
+// the current OpenTelemetry semantic conventions (the Collector's Zipkin
+// receiver still writes the older net.host.ip / net.peer.ip names).
+const (
+	attrServiceName        = "service.name"
+	attrPeerService        = "peer.service"         // remoteEndpoint.serviceName
+	attrPeerAddress        = "network.peer.address" // remoteEndpoint.ipv4, else ipv6
+	attrPeerPort           = "network.peer.port"    // remoteEndpoint.port (int)
+	attrLocalAddress       = "network.local.address"
+	attrLocalPort          = "network.local.port"
+	attrStartTimeAbsent    = "otel.zipkin.absentField.startTime" // as the Collector: span had no timestamp
+	tagError               = "error"
+	tagStatusCode          = "otel.status_code"
+	tagStatusDescription   = "otel.status_description"
+	tagCanonicalService    = "istio.canonical_service"
+	tagIstioNamespace      = "istio.namespace"
+	tagSpanKind            = "span.kind"
+	tagW3CTraceState       = "w3c.tracestate"
+	v1LocalComponent       = "lc"
+	v1LocalComponentRename = "component"
+)
+
+// AttrZipkinSharedSpanID holds, on a span whose id traceport rewrote by the
+// shared-span rule (see ZipkinV2JSON), the span id the sender reported, in hex.
+const AttrZipkinSharedSpanID = "zipkin.shared_span_id"
+
+// SharedServerSpanID is the id traceport gives the SERVER half of a Zipkin
+// span that shares its id with the CLIENT half (Envoy's shared_span_context,
+// B3 "joined" spans, Zipkin v1 spans carrying both cs/cr and sr/ss): the
+// first 8 bytes, big-endian, of FNV-1a 64 over traceID (16 bytes) || spanID
+// (8 bytes) || "shared-server", and 1 if that is zero. It is a pure function
+// of the ids, so every traceport instance that sees the span agrees.
+func SharedServerSpanID(traceID pcommon.TraceID, spanID pcommon.SpanID) pcommon.SpanID {
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for _, c := range traceID {
+		h = (h ^ uint64(c)) * prime64
+	}
+	for _, c := range spanID {
+		h = (h ^ uint64(c)) * prime64
+	}
+	for i := 0; i < len("shared-server"); i++ {
+		h = (h ^ uint64("shared-server"[i])) * prime64
+	}
+	if h == 0 {
+		h = 1
+	}
+	var id pcommon.SpanID
+	for i := 7; i >= 0; i-- {
+		id[i] = byte(h)
+		h >>= 8
+	}
+	return id
+}
+
+// strRef is a string inside the decoder's arena; the arena becomes one Go
+// string per request, so a 100-span body costs one allocation for all its
+// names and tag values instead of a few thousand.
+type strRef struct{ off, n uint32 }
+
+type zEndpoint struct {
+	service, addr strRef // addr: ipv4 text if any, else ipv6 text
+	port          int32
+	hasService    bool
+}
+
+type zKV struct{ key, val strRef }
+
+type zAnno struct {
+	ts  int64 // µs
+	val strRef
+}
+
+// zSpan is one decoded span waiting to be written into pdata; ids are final.
+type zSpan struct {
+	traceID   pcommon.TraceID
+	spanID    pcommon.SpanID
+	parentID  pcommon.SpanID
+	sharedID  pcommon.SpanID // original id when the shared rule rewrote spanID
+	kind      ptrace.SpanKind
+	name      strRef
+	ts, dur   int64 // µs
+	hasTS     bool
+	local     zEndpoint
+	remote    zEndpoint
+	hasRemote bool
+	hasLocal  bool
+	shared    bool
+	// tags[tagLo:tagHi] and annos[annoLo:annoHi] of the decoder
+	tagLo, tagHi   int
+	annoLo, annoHi int
+	// indexes+1 into tags of tags with a meaning beyond an attribute (0: absent)
+	errTag, statusTag, descTag, canonTag, nsTag, kindTag, stateTag int
+}
+
+// zDecoder holds one request's scratch state; pooled because a decoder that
+// allocated its slices per request would spend more time in the allocator
+// than in parsing.
+type zDecoder struct {
+	arena   []byte
+	scratch []byte
+	spans   []zSpan
+	tags    []zKV
+	annos   []zAnno
+	groups  []zGroup
+	rej     Rejected
+	str     string // arena as one string, set by build
+	opts    ZipkinOptions
+	v1annos []v1Anno
+	v1bins  []v1Bin
+}
+
+type zGroup struct {
+	service string
+	n       int
+	spans   ptrace.SpanSlice
+}
+
+var zDecoderPool = sync.Pool{New: func() any { return new(zDecoder) }}
+
+func getZDecoder(opts ZipkinOptions) *zDecoder {
+	d := zDecoderPool.Get().(*zDecoder)
+	d.opts = opts
+	return d
+}
+
+func putZDecoder(d *zDecoder) {
+	if cap(d.arena) > 8<<20 || cap(d.spans) > 1<<16 {
+		return // let a huge request's buffers go
+	}
+	d.arena = d.arena[:0]
+	d.scratch = d.scratch[:0]
+	d.spans = d.spans[:0]
+	d.tags = d.tags[:0]
+	d.annos = d.annos[:0]
+	clear(d.groups)
+	d.groups = d.groups[:0]
+	d.rej = Rejected{}
+	d.str = ""
+	d.v1annos = d.v1annos[:0]
+	d.v1bins = d.v1bins[:0]
+	zDecoderPool.Put(d)
+}
+
+// addStr appends b to the arena, replacing invalid UTF-8 with U+FFFD so the
+// output always marshals.
+func (d *zDecoder) addStr(b []byte) strRef {
+	off := len(d.arena)
+	if utf8.Valid(b) {
+		d.arena = append(d.arena, b...)
+	} else {
+		d.arena = appendValidUTF8(d.arena, b)
+	}
+	return strRef{uint32(off), uint32(len(d.arena) - off)}
+}
+
+// addValid appends b, which the caller knows to be valid UTF-8 (the JSON
+// scanner already checked it).
+func (d *zDecoder) addValid(b []byte) strRef {
+	off := len(d.arena)
+	d.arena = append(d.arena, b...)
+	return strRef{uint32(off), uint32(len(b))}
+}
+
+func appendValidUTF8(dst, b []byte) []byte {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n <= 1 {
+			dst = append(dst, "\uFFFD"...)
+		} else {
+			dst = append(dst, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return dst
+}
+
+func (d *zDecoder) bytesOf(r strRef) []byte { return d.arena[r.off : r.off+r.n] }
+func (d *zDecoder) s(r strRef) string       { return d.str[r.off : r.off+r.n] }
+
+// noteTag remembers tags with a meaning beyond an attribute; i is the index in d.tags.
+func (s *zSpan) noteTag(key []byte, i int) {
+	if len(key) < 5 {
+		return
+	}
+	switch string(key) {
+	case tagError:
+		s.errTag = i + 1
+	case tagStatusCode:
+		s.statusTag = i + 1
+	case tagStatusDescription:
+		s.descTag = i + 1
+	case tagCanonicalService:
+		s.canonTag = i + 1
+	case tagIstioNamespace:
+		s.nsTag = i + 1
+	case tagSpanKind:
+		s.kindTag = i + 1
+	case tagW3CTraceState:
+		s.stateTag = i + 1
+	}
+}
+
+// applySharedRule gives a shared SERVER span its derived id and makes the
+// id it shares with the CLIENT half its parent.
+func (s *zSpan) applySharedRule() {
+	if !s.shared || s.kind != ptrace.SpanKindServer {
+		return
+	}
+	s.sharedID = s.spanID
+	s.parentID = s.spanID
+	s.spanID = SharedServerSpanID(s.traceID, s.spanID)
+}
+
+// serviceOf picks the span's service: localEndpoint.serviceName; else the
+// Istio tags (istio.canonical_service, joined with "." and istio.namespace
+// when present, which is how Istio names a sidecar's Zipkin service);
+// else FallbackServiceName.
+func (d *zDecoder) serviceOf(s *zSpan) []byte {
+	if s.local.hasService && s.local.service.n > 0 {
+		return d.bytesOf(s.local.service)
+	}
+	if s.canonTag > 0 {
+		c := d.bytesOf(d.tags[s.canonTag-1].val)
+		if len(c) > 0 {
+			if s.nsTag > 0 {
+				if ns := d.bytesOf(d.tags[s.nsTag-1].val); len(ns) > 0 {
+					d.scratch = append(append(append(d.scratch[:0], c...), '.'), ns...)
+					return d.scratch
+				}
+			}
+			return c
+		}
+	}
+	return []byte(FallbackServiceName)
+}
+
+// build writes the decoded spans into pdata: one ResourceSpans per service,
+// in order of first appearance, each with one ScopeSpans without a scope
+// name (the Collector's Zipkin receiver does the same).
+func (d *zDecoder) build() ptrace.Traces {
+	td := ptrace.NewTraces()
+	if len(d.spans) == 0 {
+		return td
+	}
+	d.str = string(d.arena)
+	gi := make([]int32, len(d.spans))
+	for i := range d.spans {
+		svc := d.serviceOf(&d.spans[i])
+		g := -1
+		for j := range d.groups {
+			if d.groups[j].service == string(svc) {
+				g = j
+				break
+			}
+		}
+		if g < 0 {
+			// service.name gets its own copy: counters keep it long after the request.
+			d.groups = append(d.groups, zGroup{service: string(svc)})
+			g = len(d.groups) - 1
+		}
+		d.groups[g].n++
+		gi[i] = int32(g)
+	}
+	rss := td.ResourceSpans()
+	rss.EnsureCapacity(len(d.groups))
+	for j := range d.groups {
+		rs := rss.AppendEmpty()
+		rs.Resource().Attributes().PutStr(attrServiceName, d.groups[j].service)
+		ss := rs.ScopeSpans().AppendEmpty().Spans()
+		ss.EnsureCapacity(d.groups[j].n)
+		d.groups[j].spans = ss
+	}
+	for i := range d.spans {
+		d.writeSpan(&d.spans[i], d.groups[gi[i]].spans.AppendEmpty())
+	}
+	return td
+}
+
+func (d *zDecoder) writeSpan(z *zSpan, sp ptrace.Span) {
+	sp.SetTraceID(z.traceID)
+	sp.SetSpanID(z.spanID)
+	if z.parentID != z.spanID {
+		sp.SetParentSpanID(z.parentID)
+	}
+	if z.name.n > 0 {
+		sp.SetName(d.s(z.name))
+	}
+	kind := z.kind
+	if kind == ptrace.SpanKindUnspecified && z.kindTag > 0 && strings.EqualFold(d.s(d.tags[z.kindTag-1].val), "internal") {
+		kind = ptrace.SpanKindInternal
+	}
+	sp.SetKind(kind)
+	if z.stateTag > 0 {
+		sp.TraceState().FromRaw(d.s(d.tags[z.stateTag-1].val))
+	}
+
+	// Status: otel.status_code (OK/ERROR) wins; else the Zipkin error tag,
+	// whose value is the message unless it is just "true" or "".
+	drop := [3]int{z.statusTag, z.descTag, 0}
+	if z.kindTag > 0 && kind == ptrace.SpanKindInternal {
+		drop[2] = z.kindTag
+	}
+	dropErr := 0
+	st := sp.Status()
+	switch code := d.statusCode(z); code {
+	case ptrace.StatusCodeOk, ptrace.StatusCodeError:
+		st.SetCode(code)
+		if z.descTag > 0 {
+			st.SetMessage(d.s(d.tags[z.descTag-1].val))
+		}
+		if z.errTag > 0 && code == ptrace.StatusCodeError {
+			dropErr = z.errTag
+		}
+	default:
+		drop[0], drop[1] = 0, 0 // unknown otel.status_code values stay attributes
+		if z.errTag > 0 {
+			v := d.s(d.tags[z.errTag-1].val)
+			if !strings.EqualFold(v, "false") {
+				st.SetCode(ptrace.StatusCodeError)
+				if v != "" && !strings.EqualFold(v, "true") {
+					st.SetMessage(v)
+				}
+				dropErr = z.errTag
+			}
+		}
+	}
+
+	start := uint64(z.ts) * 1000
+	sp.SetStartTimestamp(pcommon.Timestamp(start))
+	sp.SetEndTimestamp(pcommon.Timestamp(start + uint64(z.dur)*1000))
+
+	attrs := sp.Attributes()
+	attrs.EnsureCapacity(z.tagHi - z.tagLo + 6)
+	for i := z.tagLo; i < z.tagHi; i++ {
+		if n := i + 1; n == drop[0] || n == drop[1] || n == drop[2] || n == dropErr || n == z.stateTag {
+			continue
+		}
+		kv := &d.tags[i]
+		attrs.PutStr(d.s(kv.key), d.s(kv.val))
+	}
+	if z.local.addr.n > 0 {
+		attrs.PutStr(attrLocalAddress, d.s(z.local.addr))
+	}
+	if z.local.port > 0 {
+		attrs.PutInt(attrLocalPort, int64(z.local.port))
+	}
+	if z.hasRemote {
+		if z.remote.service.n > 0 {
+			attrs.PutStr(attrPeerService, d.s(z.remote.service))
+		}
+		if z.remote.addr.n > 0 {
+			attrs.PutStr(attrPeerAddress, d.s(z.remote.addr))
+		}
+		if z.remote.port > 0 {
+			attrs.PutInt(attrPeerPort, int64(z.remote.port))
+		}
+	}
+	if z.sharedID != (pcommon.SpanID{}) {
+		attrs.PutStr(AttrZipkinSharedSpanID, hex.EncodeToString(z.sharedID[:]))
+	}
+	if !z.hasTS {
+		attrs.PutBool(attrStartTimeAbsent, true)
+	}
+
+	if z.annoHi > z.annoLo {
+		evs := sp.Events()
+		evs.EnsureCapacity(z.annoHi - z.annoLo)
+		for i := z.annoLo; i < z.annoHi; i++ {
+			a := &d.annos[i]
+			ev := evs.AppendEmpty()
+			ev.SetTimestamp(pcommon.Timestamp(uint64(a.ts) * 1000))
+			ev.SetName(d.s(a.val))
+		}
+	}
+}
+
+func (d *zDecoder) statusCode(z *zSpan) ptrace.StatusCode {
+	if z.statusTag == 0 {
+		return ptrace.StatusCodeUnset
+	}
+	v := d.bytesOf(d.tags[z.statusTag-1].val)
+	switch {
+	case bytes.EqualFold(v, []byte("OK")) || bytes.EqualFold(v, []byte("STATUS_CODE_OK")):
+		return ptrace.StatusCodeOk
+	case bytes.EqualFold(v, []byte("ERROR")) || bytes.EqualFold(v, []byte("STATUS_CODE_ERROR")):
+		return ptrace.StatusCodeError
+	}
+	return ptrace.StatusCodeUnset
+}
+
+// maxMicros keeps µs*1000 inside the int64 nanoseconds pdata round-trips through.
+const maxMicros = (1<<63 - 1) / 1000
+
+// checkTimes validates the span's timing; "" means fine.
+func (s *zSpan) checkTimes() string {
+	switch {
+	case s.ts < 0:
+		return "negative timestamp"
+	case s.dur < 0:
+		return "negative duration"
+	case s.ts > maxMicros || s.dur > maxMicros-s.ts:
+		return "timestamp out of range"
+	}
+	return ""
+}
+
+// parseHexID decodes up to len(dst)*2 hex digits, case-insensitive,
+// right-aligned into dst (a short id is left-padded with zeros). It returns
+// the offset of the first bad digit, or -1, and a problem ("" if none).
+func parseHexID(dst []byte, src []byte) (bad int, problem string) {
+	if len(src) == 0 {
+		return -1, "empty id"
+	}
+	if len(src) > len(dst)*2 {
+		return -1, "id longer than " + itoa(len(dst)*2) + " hex digits"
+	}
+	clear(dst)
+	j := len(dst)*2 - len(src) // nibble position of src[0]
+	for i, c := range src {
+		v := unhex[c]
+		if v > 15 {
+			return i, "invalid hex digit"
+		}
+		if (j+i)&1 == 0 {
+			dst[(j+i)/2] = v << 4
+		} else {
+			dst[(j+i)/2] |= v
+		}
+	}
+	return -1, ""
+}
+
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c - 'a' + 10)
+		t[c-'a'+'A'] = byte(c - 'a' + 10)
+	}
+	return t
+}()
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// SniffZipkinJSON tells v1 from v2 JSON by the body (v1 has "binaryAnnotations" or annotations with
+// "endpoint", or core annotation values cs/sr/ss/cr; v2 has "localEndpoint"/"kind"/"tags"), so the
+// receiver picks the decoder from Content-Type and body, not from the path: some Envoy configurations
+// post v2 JSON to /api/v1/spans. It stops at the first telling key, usually within the first span,
+// and answers v2 when nothing tells.
+func SniffZipkinJSON(body []byte) (v1 bool) {
+	d := zDecoder{}
+	s := jsonScanner{b: body, d: &d}
+	valueKey := false // the last key was "value"
+	for {
+		c := s.peek()
+		switch {
+		case c == 0:
+			return false
+		case c == '"':
+			str, ok := s.str()
+			if !ok {
+				return false
+			}
+			if s.peek() == ':' {
+				switch string(str) {
+				case "binaryAnnotations", "endpoint":
+					return true
+				case "localEndpoint", "remoteEndpoint", "kind", "tags", "shared":
+					return false
+				}
+				valueKey = string(str) == "value"
+				continue
+			}
+			if valueKey {
+				switch string(str) {
+				case "cs", "cr", "sr", "ss":
+					return true
+				}
+			}
+			valueKey = false
+		default:
+			s.p++
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package translate
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	zipkinmodel "github.com/openzipkin/zipkin-go/model"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// envoyBody builds n Envoy/Istio-shaped v2 JSON spans (~1 KB each, the
+// measured workload of MEASUREMENTS.md) from the field sample.
+func envoyBody(tb testing.TB, n int) []byte {
+	tb.Helper()
+	raw, err := os.ReadFile("testdata/zipkin/envoy-istio-v2.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var two []map[string]any
+	if err := json.Unmarshal(raw, &two); err != nil {
+		tb.Fatal(err)
+	}
+	spans := make([]map[string]any, n)
+	for i := range spans {
+		s := map[string]any{}
+		for k, v := range two[i%2] {
+			s[k] = v
+		}
+		s["traceId"] = fmt.Sprintf("%032x", uint64(0x80f198ee56343ba8)+uint64(i/2))
+		s["id"] = fmt.Sprintf("%016x", uint64(0xe457b5a2e4d86bd1)+uint64(i))
+		if i%2 == 1 {
+			s["parentId"] = fmt.Sprintf("%016x", uint64(0xe457b5a2e4d86bd1)+uint64(i-1))
+		}
+		spans[i] = s
+	}
+	body, err := json.Marshal(spans)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return body
+}
+
+func benchDecode(b *testing.B, body []byte, n int, decode func([]byte) (ptrace.Traces, error)) {
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		td, err := decode(body)
+		if err != nil || td.SpanCount() != n {
+			b.Fatalf("%v, %d spans", err, td.SpanCount())
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N*n), "ns/span")
+}
+
+func BenchmarkZipkinV2JSON(b *testing.B) {
+	body := envoyBody(b, 100)
+	benchDecode(b, body, 100, func(body []byte) (ptrace.Traces, error) {
+		td, _, err := ZipkinV2JSON(body, ZipkinOptions{})
+		return td, err
+	})
+}
+
+// BenchmarkZipkinV2JSONViaZipkinGo is the road not taken (and roughly the
+// Collector's): encoding/json into zipkin-go's model, then a plain conversion.
+func BenchmarkZipkinV2JSONViaZipkinGo(b *testing.B) {
+	body := envoyBody(b, 100)
+	benchDecode(b, body, 100, func(body []byte) (ptrace.Traces, error) {
+		var spans []*zipkinmodel.SpanModel
+		if err := json.Unmarshal(body, &spans); err != nil {
+			return ptrace.Traces{}, err
+		}
+		return zipkinModelToTraces(spans), nil
+	})
+}
+
+func zipkinModelToTraces(spans []*zipkinmodel.SpanModel) ptrace.Traces {
+	td := ptrace.NewTraces()
+	bySvc := map[string]ptrace.SpanSlice{}
+	for _, z := range spans {
+		svc := FallbackServiceName
+		if z.LocalEndpoint != nil && z.LocalEndpoint.ServiceName != "" {
+			svc = z.LocalEndpoint.ServiceName
+		}
+		ss, ok := bySvc[svc]
+		if !ok {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", svc)
+			ss = rs.ScopeSpans().AppendEmpty().Spans()
+			bySvc[svc] = ss
+		}
+		sp := ss.AppendEmpty()
+		var tid [16]byte
+		for i := 0; i < 8; i++ {
+			tid[i] = byte(z.TraceID.High >> (56 - 8*i))
+			tid[8+i] = byte(z.TraceID.Low >> (56 - 8*i))
+		}
+		sp.SetTraceID(tid)
+		var sid [8]byte
+		for i := 0; i < 8; i++ {
+			sid[i] = byte(uint64(z.ID) >> (56 - 8*i))
+		}
+		sp.SetSpanID(sid)
+		if z.ParentID != nil {
+			var pid [8]byte
+			for i := 0; i < 8; i++ {
+				pid[i] = byte(uint64(*z.ParentID) >> (56 - 8*i))
+			}
+			sp.SetParentSpanID(pid)
+		}
+		sp.SetName(z.Name)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(z.Timestamp))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(z.Timestamp.Add(z.Duration)))
+		attrs := sp.Attributes()
+		attrs.EnsureCapacity(len(z.Tags) + 1)
+		for k, v := range z.Tags {
+			attrs.PutStr(k, v)
+		}
+		if z.LocalEndpoint != nil && z.LocalEndpoint.IPv4 != nil {
+			attrs.PutStr("network.local.address", z.LocalEndpoint.IPv4.String())
+		}
+		for _, a := range z.Annotations {
+			ev := sp.Events().AppendEmpty()
+			ev.SetTimestamp(pcommon.NewTimestampFromTime(a.Timestamp))
+			ev.SetName(a.Value)
+		}
+	}
+	return td
+}
+
+func BenchmarkZipkinProto(b *testing.B) {
+	body := protoBodyFromJSON(b, envoyBody(b, 100), false)
+	benchDecode(b, body, 100, func(body []byte) (ptrace.Traces, error) {
+		td, _, err := ZipkinProto(body, ZipkinOptions{})
+		return td, err
+	})
+}
+
+func BenchmarkZipkinV1JSON(b *testing.B) {
+	one, err := os.ReadFile("testdata/zipkin/zipkin-v1.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// 50 shared v1 spans -> 100 output spans
+	inner := strings.TrimSpace(string(one))
+	inner = inner[1 : len(inner)-1]
+	body := []byte("[" + strings.TrimSuffix(strings.Repeat(inner+",", 50), ",") + "]")
+	benchDecode(b, body, 100, func(body []byte) (ptrace.Traces, error) {
+		td, _, err := ZipkinV1JSON(body, ZipkinOptions{})
+		return td, err
+	})
+}
+
+func BenchmarkSniffZipkinJSON(b *testing.B) {
+	body := envoyBody(b, 100)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for range b.N {
+		if SniffZipkinJSON(body) {
+			b.Fatal("v1?")
+		}
+	}
+}
