@@ -173,6 +173,13 @@ func normalizedSet(t *testing.T, rs ...rendering) map[string]map[string]any {
 	return out
 }
 
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
 func dig(m map[string]any, path ...string) any {
 	var v any = m
 	for _, p := range path {
@@ -234,10 +241,10 @@ func TestOnePort(t *testing.T) {
 				t.Errorf("Service port %d -> %v, container port %v", sp.Port, sp.TargetPort.String(), port)
 			}
 			if sp.AppProtocol == nil || *sp.AppProtocol != "grpc" || !strings.HasPrefix(sp.Name, "grpc") {
-				t.Errorf("Service port name %q appProtocol %v: want grpc (see README, Istio protocol selection)", sp.Name, sp.AppProtocol)
+				t.Errorf("Service port name %q appProtocol %q: want grpc (see README, Istio protocol selection)", sp.Name, ptrString(sp.AppProtocol))
 			}
 			if svc.Spec.InternalTrafficPolicy == nil || *svc.Spec.InternalTrafficPolicy != corev1.ServiceInternalTrafficPolicyLocal {
-				t.Errorf("Service internalTrafficPolicy %v, want Local", svc.Spec.InternalTrafficPolicy)
+				t.Errorf("Service internalTrafficPolicy %v, want Local", deref(svc.Spec.InternalTrafficPolicy))
 			}
 			if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(ds.Spec.Template.Labels)) {
 				t.Errorf("Service selector %v does not select the DaemonSet's pods", svc.Spec.Selector)
@@ -439,7 +446,7 @@ func TestDaemonSet(t *testing.T) {
 				shutdown = d
 			}
 			if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < shutdown+5*time.Second {
-				t.Errorf("terminationGracePeriodSeconds %v, want >= shutdown-timeout %v + 5s so the flush is not killed", g, shutdown)
+				t.Errorf("terminationGracePeriodSeconds %v, want >= shutdown-timeout %v + 5s so the flush is not killed", deref(g), shutdown)
 			}
 
 			if c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe.HTTPGet.Path != "/readyz" {

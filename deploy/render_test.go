@@ -25,6 +25,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -71,7 +72,7 @@ func (r rendering) one(t *testing.T, kind string) object {
 type telemetry struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
-	Spec              json.RawMessage       `json:"spec"`
+	Spec              json.RawMessage        `json:"spec"`
 	Parsed            *telemetryv1.Telemetry `json:"-"`
 }
 
@@ -88,14 +89,14 @@ type istioOperator struct {
 
 // kinds maps apiVersion/kind to the Go type every rendered object must decode into.
 var kinds = map[string]func() any{
-	"v1/Namespace":                          func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount":                     func() any { return &corev1.ServiceAccount{} },
-	"v1/ConfigMap":                          func() any { return &corev1.ConfigMap{} },
-	"v1/Service":                            func() any { return &corev1.Service{} },
-	"apps/v1/DaemonSet":                     func() any { return &appsv1.DaemonSet{} },
-	"apps/v1/Deployment":                    func() any { return &appsv1.Deployment{} },
-	"networking.k8s.io/v1/NetworkPolicy":    func() any { return &networkingv1.NetworkPolicy{} },
-	"monitoring.coreos.com/v1/PodMonitor":   func() any { return &monitoringv1.PodMonitor{} },
+	"v1/Namespace":                        func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":                   func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":                        func() any { return &corev1.ConfigMap{} },
+	"v1/Service":                          func() any { return &corev1.Service{} },
+	"apps/v1/DaemonSet":                   func() any { return &appsv1.DaemonSet{} },
+	"apps/v1/Deployment":                  func() any { return &appsv1.Deployment{} },
+	"networking.k8s.io/v1/NetworkPolicy":  func() any { return &networkingv1.NetworkPolicy{} },
+	"monitoring.coreos.com/v1/PodMonitor": func() any { return &monitoringv1.PodMonitor{} },
 	"monitoring.coreos.com/v1/PrometheusRule": func() any {
 		return &monitoringv1.PrometheusRule{}
 	},
@@ -115,8 +116,19 @@ func decodeStrict(doc []byte) (object, error) {
 		return object{}, fmt.Errorf("unexpected apiVersion/kind %s/%s", tm.APIVersion, tm.Kind)
 	}
 	typed := newObj()
-	if err := yaml.UnmarshalStrict(doc, typed); err != nil {
+	// The API server's own strict decoding: case-sensitive field names (plain
+	// encoding/json would take readOnlyRootFileSystem), no unknown or
+	// duplicate fields.
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
 		return object{}, fmt.Errorf("%s: %w", tm.Kind, err)
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(j, typed, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return object{}, fmt.Errorf("%s: %w", tm.Kind, err)
+	}
+	if len(strictErrs) > 0 {
+		return object{}, fmt.Errorf("%s: %w", tm.Kind, errors.Join(strictErrs...))
 	}
 	var meta metav1.ObjectMeta
 	switch o := typed.(type) {

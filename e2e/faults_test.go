@@ -20,8 +20,9 @@ func TestJaegerDownAtStart(t *testing.T) {
 	t.Parallel()
 	j := newJaeger(t) // ports chosen, not started
 	type sender struct {
-		tp   *traceport
-		want map[string]storedSpan
+		protocol string
+		tp       *traceport
+		want     map[string]storedSpan
 	}
 	var senders []sender
 	for _, c := range []struct{ protocol, endpoint string }{
@@ -33,29 +34,32 @@ func TestJaegerDownAtStart(t *testing.T) {
 			"--retry-max-elapsed", "2m"}, fastRetries...)...)
 		spans, want := plainSpans(t, "down-at-start-"+c.protocol, 200)
 		tp.postZipkin(zipkinJSON(t, spans))
-		senders = append(senders, sender{tp, want})
+		senders = append(senders, sender{c.protocol, tp, want})
 	}
 	for _, s := range senders {
-		s.tp.waitMetrics(t, 10*time.Second, func(m metrics) error {
-			if m.sum("traceport_export_retries_total") < 2 {
-				return fmt.Errorf("no retries yet")
-			}
-			return nil
+		t.Run("retrying/"+s.protocol, func(t *testing.T) {
+			s.tp.waitMetrics(t, 10*time.Second, func(m metrics) error {
+				requireNoDrops(t, m)
+				if m.sum("traceport_export_retries_total") < 2 {
+					return fmt.Errorf("no retries yet")
+				}
+				return nil
+			})
 		})
 	}
 	started := time.Now()
 	j.start()
 	for _, s := range senders {
-		j.waitSpans(t, 60*time.Second, s.want)
-		m := s.tp.settled(t, 10*time.Second, 200)
-		if got := m.sum("traceport_exported_spans_total"); got != 200 {
-			t.Errorf("exported %g, want 200", got)
-		}
-		if d := m.by("traceport_dropped_spans_total", "reason"); len(d) != 0 {
-			t.Errorf("dropped: %v", d)
-		}
+		t.Run("delivered/"+s.protocol, func(t *testing.T) {
+			m := s.tp.settled(t, 30*time.Second, 200)
+			requireNoDrops(t, m)
+			if got := m.sum("traceport_exported_spans_total"); got != 200 {
+				t.Errorf("exported %g, want 200", got)
+			}
+			j.waitSpans(t, 10*time.Second, s.want)
+			t.Logf("all spans in Jaeger %s after it started", time.Since(started).Round(10*time.Millisecond))
+		})
 	}
-	t.Logf("all spans in Jaeger %s after it started", time.Since(started).Round(10*time.Millisecond))
 }
 
 // TestJaegerRestart kills Jaeger (SIGKILL) while spans stream in and starts
@@ -251,4 +255,22 @@ func TestBackendFaults(t *testing.T) {
 		f("invalid", p, invalid, nil,
 			want{accepted: 0, dropped: map[string]float64{"non_retryable": spans}, noRetry: true})
 	}
+}
+
+// TestShutdownFlushes stops traceport with SIGTERM while its spans still
+// wait for a batch to fill: they must reach Jaeger before it exits cleanly.
+func TestShutdownFlushes(t *testing.T) {
+	t.Parallel()
+	j := startJaeger(t)
+	tp := startTraceport(t, "--jaeger", j.otlpGRPC(), "--batch-timeout", "1m", "--shutdown-timeout", "10s")
+	spans, want := plainSpans(t, "shutdown-flush", 100)
+	tp.postZipkin(zipkinJSON(t, spans))
+	tp.waitMetrics(t, 5*time.Second, func(m metrics) error {
+		if a := m.account(); a.Received != 100 || a.Queued != 100 {
+			return fmt.Errorf("spans not waiting in the queue")
+		}
+		return nil
+	})
+	tp.stop()
+	j.waitSpans(t, 10*time.Second, want)
 }

@@ -57,6 +57,9 @@ extensions:
       endpoint: 127.0.0.1:{{.Query}}
     grpc:
       endpoint: 127.0.0.1:{{.QueryGRPC}}
+    # Jaeger traces itself to localhost:4317 by default, which is whatever
+    # listens there (maybe a traceport); keep its spans out of the tests.
+    enable_tracing: false
 
   jaeger_storage:
     backends:

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,8 +48,14 @@ func zipkinJSON(t testing.TB, spans []zipkinSpan) []byte {
 	return b
 }
 
-func (s zipkinSpan) stored() storedSpan {
-	return storedSpan{TraceID: s.TraceID, SpanID: s.ID, Parent: s.ParentID, Service: s.LocalEndpoint.ServiceName, Name: s.Name}
+// stored is what Jaeger must show of s; of the tags, the kind and the ones
+// named in keep.
+func (s zipkinSpan) stored(keep ...string) storedSpan {
+	tags := map[string]string{"span.kind": strings.ToLower(s.Kind)}
+	for _, k := range keep {
+		tags[k] = s.Tags[k]
+	}
+	return storedSpan{TraceID: s.TraceID, SpanID: s.ID, Parent: s.ParentID, Service: s.LocalEndpoint.ServiceName, Name: s.Name, Tags: tags}
 }
 
 func randomHex(t testing.TB, n int) string {
@@ -185,8 +192,10 @@ func (s *sdkSender) handle(t testing.TB, service, path, traceID, parentID string
 	db.End()
 	srv.End()
 	return []storedSpan{
-		{TraceID: traceID, SpanID: srv.SpanContext().SpanID().String(), Parent: parentID, Service: service, Name: name},
-		{TraceID: traceID, SpanID: db.SpanContext().SpanID().String(), Parent: srv.SpanContext().SpanID().String(), Service: service, Name: "SELECT"},
+		{TraceID: traceID, SpanID: srv.SpanContext().SpanID().String(), Parent: parentID, Service: service, Name: name,
+			Tags: map[string]string{"span.kind": "server", "url.path": path}},
+		{TraceID: traceID, SpanID: db.SpanContext().SpanID().String(), Parent: srv.SpanContext().SpanID().String(), Service: service, Name: "SELECT",
+			Tags: map[string]string{"span.kind": "client", "db.system.name": "postgresql"}},
 	}
 }
 
@@ -219,7 +228,7 @@ func plainSpans(t testing.TB, service string, n int) ([]zipkinSpan, map[string]s
 			s.Kind = "CLIENT"
 		}
 		spans[i] = s
-		want[traceID+"/"+s.ID] = s.stored()
+		want[traceID+"/"+s.ID] = s.stored("http.method", "seq")
 	}
 	return spans, want
 }

@@ -185,24 +185,10 @@ func (a account) String() string {
 
 // identity checks received = exported + dropped + queued + in flight.
 func (a account) identity() error {
-	if a.Received != a.Exported+a.Dropped+a.Queued+a.InFlight {
-		return fmt.Errorf("accounting identity broken: %s", a)
+	if out := a.Exported + a.Dropped + a.Queued + a.InFlight; a.Received != out {
+		return fmt.Errorf("accounting identity broken: %s: exported+dropped+queued+in flight - received = %+g", a, out-a.Received)
 	}
 	return nil
-}
-
-// checkIdentity scrapes once and fails the test unless the identity holds;
-// it returns the scrape for further checks.
-func (tp *traceport) checkIdentity(t testing.TB) metrics {
-	t.Helper()
-	m, err := tp.scrape()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.account().identity(); err != nil {
-		t.Fatalf("%v\n%s", err, m.dump("traceport_"))
-	}
-	return m
 }
 
 // waitMetrics polls /metrics until cond accepts a scrape. The identity must
@@ -241,6 +227,15 @@ func (tp *traceport) settled(t testing.TB, timeout time.Duration, want float64) 
 		}
 		return nil
 	})
+}
+
+// requireNoDrops fails the test at once if any span was dropped: there is
+// no point waiting for Jaeger to show spans traceport gave up on.
+func requireNoDrops(t testing.TB, m metrics) {
+	t.Helper()
+	if d := m.by("traceport_dropped_spans_total", "reason"); len(d) != 0 {
+		t.Fatalf("spans dropped by reason: %v\n%s", d, m.account())
+	}
 }
 
 // dump renders the families with prefix for failure messages.

@@ -341,6 +341,9 @@ func otlpScanAttribute(b []byte, base int, f otlpField, idx int) *otlpError {
 	if err := f.want(protowire.BytesType); err != nil {
 		return err.under("attributes", idx)
 	}
+	if otlpPlainKV(b[f.start-base : f.end-base]) {
+		return nil
+	}
 	if _, err := otlpScanKeyValue(b[f.start-base:f.end-base], f.start, 0); err != nil {
 		return err.under("attributes", idx)
 	}
@@ -603,6 +606,25 @@ func (f otlpField) wantLen(n int) *otlpError {
 // otlpNextField reads the field at b[pos:] (b starts at offset base of the
 // request) and skips over its value.
 func otlpNextField(b []byte, pos, base int) (otlpField, int, *otlpError) {
+	// Fast path: one-byte tag and one-byte length or value, no error to build.
+	if pos+1 < len(b) && b[pos] < 0x80 && b[pos] >= 8 && b[pos+1] < 0x80 {
+		tag, next := b[pos], b[pos+1]
+		f := otlpField{num: protowire.Number(tag >> 3), typ: protowire.Type(tag & 7), tagOff: base + pos}
+		switch f.typ {
+		case protowire.BytesType:
+			if int(next) <= len(b)-pos-2 {
+				f.start = base + pos + 2
+				f.end = f.start + int(next)
+				return f, pos + 2 + int(next), nil
+			}
+		case protowire.VarintType:
+			return f, pos + 2, nil
+		}
+	}
+	return otlpNextFieldSlow(b, pos, base)
+}
+
+func otlpNextFieldSlow(b []byte, pos, base int) (otlpField, int, *otlpError) {
 	f := otlpField{tagOff: base + pos}
 	var v uint64
 	if pos < len(b) && b[pos] < 0x80 {
@@ -614,11 +636,11 @@ func otlpNextField(b []byte, pos, base int) (otlpField, int, *otlpError) {
 			return f, 0, err
 		}
 	}
-	f.num, f.typ = protowire.Number(v>>3), protowire.Type(v&7)
+	f.num, f.typ = protowire.Number(v>>3), protowire.Type(v&7) // num checked before use
 	switch {
-	case f.num == 0:
+	case v>>3 == 0:
 		return f, 0, otlpErrAt(f.tagOff, "invalid field number 0")
-	case f.num > protowire.MaxValidNumber:
+	case v>>3 > uint64(protowire.MaxValidNumber):
 		e := otlpErrAt(f.tagOff, "invalid field number "+strconv.FormatUint(v>>3, 10))
 		e.stricter = int32(v>>3) > 0 // pdata truncates to int32 and goes on
 		return f, 0, e
@@ -705,4 +727,38 @@ func (e *otlpError) Error() string {
 		return "otlp: " + e.msg + " (offset " + strconv.Itoa(e.off) + ")"
 	}
 	return "otlp: " + e.path + ": " + e.msg + " (offset " + strconv.Itoa(e.off) + ")"
+}
+
+// otlpPlainKV reports whether p is a well-formed KeyValue in the shape SDKs
+// write: key, then a value holding one string, bool, int or double, all with
+// one-byte lengths. It spares the general path's calls for most attributes;
+// anything else, including every malformed input, goes the general way.
+func otlpPlainKV(p []byte) bool {
+	// key: 0x0a len key
+	if len(p) < 4 || p[0] != 0x0a || p[1] >= 0x80 {
+		return false
+	}
+	i := 2 + int(p[1])
+	// value: 0x12 len AnyValue, ending the KeyValue
+	if i+2 > len(p) || p[i] != 0x12 || p[i+1] >= 0x80 || i+2+int(p[i+1]) != len(p) {
+		return false
+	}
+	v := p[i+2:]
+	if len(v) < 2 {
+		return false
+	}
+	switch v[0] {
+	case 0x0a: // string_value
+		return v[1] < 0x80 && 2+int(v[1]) == len(v)
+	case 0x10, 0x18: // bool_value, int_value: a varint of at most 9 bytes
+		for j := 1; j < len(v) && j < 10; j++ {
+			if v[j] < 0x80 {
+				return j+1 == len(v)
+			}
+		}
+		return false
+	case 0x21: // double_value
+		return len(v) == 9
+	}
+	return false
 }

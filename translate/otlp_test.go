@@ -148,6 +148,8 @@ func TestScanOTLPRejects(t *testing.T) {
 	f("field number 0", []byte{0x02, 0x00}, "otlp: invalid field number 0 (offset 0)")
 	f("group wire type", pbRequest("s", pbSpan([]byte{0xa3, 0x06, 0xa4, 0x06})),
 		"otlp: resource_spans[0].scope_spans[0].spans[0]: group wire type 3 (field 100) (offset 82)")
+	f("field number overflowing int32", protowire.AppendVarint(nil, uint64(1<<31)<<3|2),
+		"otlp: invalid field number 2147483648 (offset 0)")
 	f("wire type 7", []byte{0x0f}, "otlp: invalid wire type 7 (offset 0)")
 	f("malformed unknown field", pbRequest("s", pbSpan([]byte{0xa2, 0x06, 0x09})),
 		"otlp: resource_spans[0].scope_spans[0].spans[0]: length 9 past end of message (0 bytes left) (offset 85)")

@@ -265,19 +265,34 @@ func (d *zDecoder) build() ptrace.Traces {
 	}
 	d.str = string(d.arena)
 	gi := make([]int32, len(d.spans))
+	var index map[string]int // only for requests from many services
 	for i := range d.spans {
 		svc := d.serviceOf(&d.spans[i])
 		g := -1
-		for j := range d.groups {
-			if d.groups[j].service == string(svc) {
+		if index != nil {
+			if j, ok := index[string(svc)]; ok {
 				g = j
-				break
+			}
+		} else {
+			for j := range d.groups {
+				if d.groups[j].service == string(svc) {
+					g = j
+					break
+				}
 			}
 		}
 		if g < 0 {
 			// service.name gets its own copy: counters keep it long after the request.
 			d.groups = append(d.groups, zGroup{service: string(svc)})
 			g = len(d.groups) - 1
+			if index != nil {
+				index[d.groups[g].service] = g
+			} else if len(d.groups) > 16 {
+				index = make(map[string]int, 2*len(d.groups))
+				for j := range d.groups {
+					index[d.groups[j].service] = j
+				}
+			}
 		}
 		d.groups[g].n++
 		gi[i] = int32(g)

@@ -448,3 +448,28 @@ func TestZipkinDecoderReuse(t *testing.T) {
 		t.Error("second decode differs")
 	}
 }
+
+func TestZipkinManyServices(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 40 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`{"traceId":"1","id":"` + itoa(i+1) + `","localEndpoint":{"serviceName":"svc` + itoa(i%20) + `"}}`)
+	}
+	b.WriteString("]")
+	td, _, err := ZipkinV2JSON([]byte(b.String()), ZipkinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td.ResourceSpans().Len() != 20 {
+		t.Fatalf("%d resources, want 20", td.ResourceSpans().Len())
+	}
+	for i, rs := range td.ResourceSpans().All() {
+		svc, _ := rs.Resource().Attributes().Get("service.name")
+		if svc.Str() != "svc"+itoa(i) || rs.ScopeSpans().At(0).Spans().Len() != 2 {
+			t.Errorf("resource %d: %s with %d spans", i, svc.Str(), rs.ScopeSpans().At(0).Spans().Len())
+		}
+	}
+}

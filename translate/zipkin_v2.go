@@ -153,6 +153,11 @@ func (s *jsonScanner) microsField(st *spanState, field string, dst *int64, prese
 
 // strField reads a string field into the arena; null leaves it empty.
 func (s *jsonScanner) strField(st *spanState, field string, dst *strRef) bool {
+	return s.subStrField(st, field, "", dst)
+}
+
+// subStrField is strField for field.sub, joining the name only on error.
+func (s *jsonScanner) subStrField(st *spanState, field, sub string, dst *strRef) bool {
 	switch s.peek() {
 	case 'n':
 		return s.literal("null")
@@ -162,6 +167,9 @@ func (s *jsonScanner) strField(st *spanState, field string, dst *strRef) bool {
 			*dst = s.d.addValid(v)
 		}
 		return ok
+	}
+	if sub != "" {
+		field += "." + sub
 	}
 	st.reject(fieldProblem(field, "not a string"))
 	return s.skip(1)
@@ -195,15 +203,15 @@ func (s *jsonScanner) endpoint(st *spanState, field string, ep *zEndpoint) bool 
 		switch string(key) {
 		case "serviceName":
 			ep.hasService = true
-			return s.strField(st, field+".serviceName", &ep.service)
+			return s.subStrField(st, field, "serviceName", &ep.service)
 		case "ipv4":
-			return s.strField(st, field+".ipv4", &ep.addr)
+			return s.subStrField(st, field, "ipv4", &ep.addr)
 		case "ipv6":
-			return s.strField(st, field+".ipv6", &ipv6)
+			return s.subStrField(st, field, "ipv6", &ipv6)
 		case "port":
 			var port int64
 			var present bool
-			if !s.microsField(st, field+".port", &port, &present) {
+			if !s.microsField(st, "port", &port, &present) {
 				return false
 			}
 			if present && port > 0 && port <= 65535 {
@@ -369,6 +377,7 @@ func (d *zDecoder) finishSpan(st *spanState) {
 			st.bad = z.checkTimes()
 		}
 	}
+	z.hasTS = z.hasTS && z.ts != 0 // Zipkin: zero means absent
 	if st.bad != "" {
 		d.rej.Add(st.format + ": span " + strconv.Itoa(st.index) + ": " + st.bad)
 		d.arena = d.arena[:st.arenaLo]

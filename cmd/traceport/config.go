@@ -96,7 +96,7 @@ func defaultConfig() Config {
 func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("traceport", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file with settings named like the flags (e.g. `jaeger-protocol: otlp-http`)")
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file with settings named like the flags (e.g. jaeger-protocol: otlp-http)")
 	fs.BoolVar(&c.Validate, "validate", c.Validate, "check the configuration, print it, and exit (0 if valid)")
 
 	fs.StringVar(&c.Listen, "listen", c.Listen, "the one address for every protocol: Zipkin, OTLP gRPC/HTTP, Jaeger gRPC, /metrics, probes")
