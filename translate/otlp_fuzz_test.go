@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"os"
+	"time"
 	"slices"
 	"testing"
 )
@@ -12,6 +14,8 @@ import (
 // documented stricter cases), same counts.
 func FuzzScanOTLP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
+		wd := time.AfterFunc(3*time.Second, func() { os.WriteFile("/tmp/hang.bin", data, 0o644); panic("HANG") })
+		defer wd.Stop()
 		counts, err := ScanOTLP(data, nil)
 		checkAgainstPdata(t, data, counts, err)
 		// Appending to earlier entries never changes them.
