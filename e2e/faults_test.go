@@ -111,7 +111,7 @@ func TestJaegerRestart(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(15 * time.Millisecond):
+			case <-time.After(5 * time.Millisecond):
 			}
 			m, err := tp.scrape()
 			if err != nil {

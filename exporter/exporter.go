@@ -107,6 +107,9 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, er
 			e.send = e.sendOTLPGRPC
 			e.conn, err = dial(&e.cfg)
 		case ProtocolJaegerGRPC:
+			if toJaeger == nil {
+				return nil, errors.New("jaeger-protocol jaeger-grpc: not available in this build")
+			}
 			e.send = e.sendJaeger
 			e.conn, err = dial(&e.cfg)
 		case ProtocolOTLPHTTP:

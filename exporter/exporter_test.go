@@ -111,19 +111,19 @@ func equal(a, b []int) bool {
 func TestBatchTimeout(t *testing.T) {
 	be := newBackend(t, ProtocolOTLPGRPC, nil)
 	cfg := testConfig(be.addr, ProtocolOTLPGRPC)
-	cfg.BatchTimeout = 300 * time.Millisecond
+	cfg.BatchTimeout = time.Second
 	cfg.BatchMaxSpans = 200
 	e, reg := start(t, cfg)
 	t0 := time.Now()
 	pushN(t, e, 1, 100)
 	eventually(t, 5*time.Second, "timed-out batch", func() bool { return be.received() == 100 })
-	if d := time.Since(t0); d < 250*time.Millisecond {
-		t.Errorf("half-full batch sent after %v, before BatchTimeout 300ms", d)
+	if d := time.Since(t0); d < 950*time.Millisecond {
+		t.Errorf("half-full batch sent after %v, before BatchTimeout 1s", d)
 	}
 	t1 := time.Now()
 	pushN(t, e, 2, 100)
 	eventually(t, 5*time.Second, "full batch", func() bool { return be.received() == 300 })
-	if d := time.Since(t1); d > 200*time.Millisecond {
+	if d := time.Since(t1); d > 500*time.Millisecond {
 		t.Errorf("full batch sent after %v, want at once", d)
 	}
 	checkIdentity(t, e, reg)
@@ -515,8 +515,11 @@ func TestIdentityUnderLoad(t *testing.T) {
 	if s.Dropped[ReasonQueueFull] != refused.Load()*50 {
 		t.Errorf("dropped queue_full %d, want %d", s.Dropped[ReasonQueueFull], refused.Load()*50)
 	}
-	if int(s.Exported) != be.received() {
-		t.Errorf("exported %d, backend accepted %d", s.Exported, be.received())
+	// Delivery is at least once: an attempt that timed out here may have
+	// gone through there, and is sent again.
+	timeouts := scrape(t, reg)["traceport_export_failures_total{code=DeadlineExceeded,exporter=otlp-grpc}"]
+	if got := be.received(); int(s.Exported) > got || (timeouts == 0 && int(s.Exported) != got) {
+		t.Errorf("exported %d, backend accepted %d (%v attempts timed out)", s.Exported, got, timeouts)
 	}
 	if s.Retries == 0 || s.Exported < s.Pushed/4 {
 		t.Errorf("the load did not exercise retries and exports: %+v", s)

@@ -35,10 +35,16 @@ import (
 // spans (8 resource attributes, 10 span attributes: ~430 bytes a span).
 func request(tb testing.TB, n int) []byte {
 	tb.Helper()
+	return requestFor(tb, "checkout", n)
+}
+
+// requestFor is request for a given service.name.
+func requestFor(tb testing.TB, service string, n int) []byte {
+	tb.Helper()
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	ra := rs.Resource().Attributes()
-	ra.PutStr("service.name", "checkout")
+	ra.PutStr("service.name", service)
 	ra.PutStr("service.version", "1.4.2")
 	ra.PutStr("service.namespace", "shop")
 	ra.PutStr("deployment.environment", "production")

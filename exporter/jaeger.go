@@ -7,10 +7,13 @@ import (
 	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/traceport/traceport/translate"
 )
 
-// toJaeger is translate.JaegerBatches. TODO(stub until translate/jaeger.go lands).
-var toJaeger = func(ptrace.Traces) []*model.Batch { return nil }
+// toJaeger converts for jaeger-grpc; a variable so New can refuse
+// jaeger-grpc in a build without a converter.
+var toJaeger func(ptrace.Traces) []*model.Batch = translate.JaegerBatches
 
 const postSpansMethod = "/jaeger.api_v2.CollectorService/PostSpans"
 

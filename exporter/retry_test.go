@@ -208,3 +208,23 @@ func TestQueueTake(t *testing.T) {
 		t.Errorf("len %d cap %d", q.len(), cap(q.items))
 	}
 }
+
+// FuzzResponse feeds arbitrary OTLP export responses and error bodies to
+// the parsers: no panic, and rejected_spans agrees with pdata wherever
+// pdata can decode the response.
+func FuzzResponse(f *testing.F) {
+	f.Add(partialSuccess(0))
+	f.Add(partialSuccess(7))
+	f.Add([]byte{0x0a, 0x05, 0x08})
+	f.Add([]byte("Bad Request"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := rejectedSpans(b)
+		_ = statusMessage(b)
+		resp := ptraceotlp.NewExportResponse()
+		if err := resp.UnmarshalProto(b); err == nil {
+			if want := resp.PartialSuccess().RejectedSpans(); got != want {
+				t.Errorf("rejectedSpans(%x) = %d, pdata says %d", b, got, want)
+			}
+		}
+	})
+}

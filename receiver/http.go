@@ -43,6 +43,10 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Write([]byte("ready\n"))
 	default:
+		if rc.cfg.Pages != nil && (r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/ui/")) {
+			rc.cfg.Pages.ServeHTTP(w, r)
+			return
+		}
 		rc.rejectHTTP(w, protoUnknown, "", refuse(reasonNotFound,
 			"no such endpoint %q: traceport serves POST /api/v2/spans, /api/v1/spans (Zipkin), POST /v1/traces (OTLP/HTTP) and gRPC", r.URL.Path))
 	}

@@ -20,6 +20,9 @@ func (rc *Receiver) ingest(protocol, encoding string, data []byte, counts []tran
 		return nil
 	}
 	rc.sources.add(protocol, encoding, counts)
+	if rc.cfg.Observer != nil {
+		rc.cfg.Observer.Observe(protocol, data)
+	}
 	if err := rc.sink.Push(data, spans, retrying); err != nil {
 		// The sink has counted these spans as dropped; tell the client to back off.
 		rsn := reasonQueueFull

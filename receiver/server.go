@@ -27,6 +27,18 @@ type Config struct {
 	TLS               *tls.Config   // nil: plaintext (HTTP/1.1 and h2c)
 	ReadHeaderTimeout time.Duration // slow clients: time to send headers (and, for HTTP/2, the first request)
 	IdleTimeout       time.Duration // idle keep-alive connections are closed after this
+
+	// Observer, if set, sees every accepted request's spans (serialized
+	// OTLP) before they are handed to the sink; it must not keep data.
+	Observer Observer
+	// Pages, if set, serves GET / and /api/... (dependency preview, sources);
+	// nil: those paths are 404.
+	Pages http.Handler
+}
+
+// Observer watches the spans going through, e.g. for trace health.
+type Observer interface {
+	Observe(protocol string, data []byte)
 }
 
 // Receiver is the one port. Create it with New, give it listeners with

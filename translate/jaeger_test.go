@@ -344,4 +344,3 @@ func BenchmarkJaegerBatches(b *testing.B) {
 		}
 	}
 }
-

@@ -1,21 +1,18 @@
 package translate
 
 import (
-	"os"
-	"time"
 	"slices"
 	"testing"
 )
 
 // Seeds live in testdata/fuzz/<Name>/; run e.g.
-// go test ./translate -run '^$' -fuzz FuzzScanOTLP -fuzztime 60s
+// go test ./translate -run '^$' -fuzz FuzzScanOTLP -fuzztime 60s -fuzzminimizetime 5s
+// (minimizing each new input for the default 60 s shows as 0 execs/sec).
 
 // FuzzScanOTLP is the differential test against pdata: same verdict (bar the
 // documented stricter cases), same counts.
 func FuzzScanOTLP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		wd := time.AfterFunc(3*time.Second, func() { os.WriteFile("/tmp/hang.bin", data, 0o644); panic("HANG") })
-		defer wd.Stop()
 		counts, err := ScanOTLP(data, nil)
 		checkAgainstPdata(t, data, counts, err)
 		// Appending to earlier entries never changes them.

@@ -729,21 +729,33 @@ func (e *otlpError) Error() string {
 	return "otlp: " + e.path + ": " + e.msg + " (offset " + strconv.Itoa(e.off) + ")"
 }
 
-// otlpPlainKV reports whether p is a well-formed KeyValue in the shape SDKs
-// write: key, then a value holding one string, bool, int or double, all with
-// one-byte lengths. It spares the general path's calls for most attributes;
-// anything else, including every malformed input, goes the general way.
+// otlpPlainKV reports whether p is a well-formed KeyValue in the shapes
+// encoders write: a key and a value holding one string, bool, int or double,
+// in either order (Go protobuf writes the key first, pdata the value first),
+// with one-byte lengths. It spares the general path's calls for most
+// attributes; anything else, including every malformed input, goes the
+// general way.
 func otlpPlainKV(p []byte) bool {
-	// key: 0x0a len key
-	if len(p) < 4 || p[0] != 0x0a || p[1] >= 0x80 {
-		return false
+	for len(p) > 0 {
+		if len(p) < 2 || p[1] >= 0x80 || int(p[1]) > len(p)-2 {
+			return false
+		}
+		body := p[2 : 2+int(p[1])]
+		switch p[0] {
+		case 0x0a: // key
+		case 0x12: // value: one simple AnyValue member
+			if !otlpPlainAnyValue(body) {
+				return false
+			}
+		default:
+			return false
+		}
+		p = p[2+len(body):]
 	}
-	i := 2 + int(p[1])
-	// value: 0x12 len AnyValue, ending the KeyValue
-	if i+2 > len(p) || p[i] != 0x12 || p[i+1] >= 0x80 || i+2+int(p[i+1]) != len(p) {
-		return false
-	}
-	v := p[i+2:]
+	return true
+}
+
+func otlpPlainAnyValue(v []byte) bool {
 	if len(v) < 2 {
 		return false
 	}

@@ -179,3 +179,24 @@ func BenchmarkSniffZipkinJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkZipkinV2JSONScanOnly is the JSON scan without building pdata:
+// the difference to BenchmarkZipkinV2JSON is pdata's own cost (about one
+// allocation per attribute), which no decoder writing pdata can avoid.
+func BenchmarkZipkinV2JSONScanOnly(b *testing.B) {
+	body := envoyBody(b, 100)
+	benchDecode(b, body, 100, func(body []byte) (ptrace.Traces, error) {
+		d := getZDecoder(ZipkinOptions{})
+		defer putZDecoder(d)
+		s := jsonScanner{b: body, d: d}
+		if !s.array(func(i int) bool { return d.v2Span(&s, i) }) {
+			return ptrace.Traces{}, bodyErr("scan", -1, s.err, s.at)
+		}
+		td := ptrace.NewTraces()
+		td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().EnsureCapacity(len(d.spans))
+		for range d.spans {
+			td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().AppendEmpty()
+		}
+		return td, nil
+	})
+}
