@@ -43,7 +43,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./translate/ ./receiver/ ./exporter/
 
 bench-compare:
-	./bench/compare.sh
+	$(GO) run ./cmd/traceport-compare $(COMPARE_FLAGS)
 
 image:
 	docker build -t traceport:dev .

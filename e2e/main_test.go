@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -74,17 +77,54 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// freePort returns a loopback port that was free a moment ago. The kernel
-// does not hand out a just-closed ephemeral port again at once, so the race
-// with the process that binds it next is acceptable for tests.
+// freePort returns a loopback port that is free now and that this test
+// binary has not handed out before. Ports come from below the kernel's
+// ephemeral range, so outgoing connections (whose source ports come from
+// that range) and listeners on port 0 cannot take one between the choice
+// and the moment a restarted Jaeger binds it again.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	lo, hi := 20000, ephemeralLow()-1
+	for range 1000 {
+		p := lo + rand.IntN(hi-lo+1)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", hostPort(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port in %d-%d", lo, hi)
+	return 0
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// ephemeralLow is the start of Linux's ephemeral port range (32768 unless
+// configured otherwise).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 21000 {
+		return 32768
+	}
+	return n
 }
 
 func hostPort(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 )
 
 // Our compressors replace grpc-go's under the same names, for the client
@@ -77,6 +78,47 @@ func BenchmarkGzip(b *testing.B) {
 				w.Close()
 			}
 			b.ReportMetric(float64(out.Len())/float64(len(batch)), "ratio")
+		})
+	}
+}
+
+// BenchmarkGunzip inflates a 3.5 MB batch read as gRPC hands it over (a
+// mem.Reader), with compress/gzip as grpc-go does and with ours.
+func BenchmarkGunzip(b *testing.B) {
+	batch := bytes.Repeat(request(b, 100), 80)
+	var z bytes.Buffer
+	w := stdgzip.NewWriter(&z)
+	w.Write(batch)
+	w.Close()
+	chunks := mem.BufferSlice{}
+	for rest := z.Bytes(); len(rest) > 0; { // 16 KiB frames, as HTTP/2 delivers them
+		n := min(len(rest), 16<<10)
+		chunks = append(chunks, mem.SliceBuffer(rest[:n]))
+		rest = rest[n:]
+	}
+	ours := newGzipCompressor()
+	for _, bc := range []struct {
+		name string
+		open func(io.Reader) (io.Reader, error)
+	}{
+		{"compress-gzip", func(r io.Reader) (io.Reader, error) { return stdgzip.NewReader(r) }},
+		{"klauspost-bufio", ours.Decompress},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(batch)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := bc.open(chunks.Reader())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := io.Copy(io.Discard, r); err != nil || n != int64(len(batch)) {
+					b.Fatalf("%d bytes, %v", n, err)
+				}
+				if c, ok := r.(io.Closer); ok {
+					c.Close()
+				}
+			}
 		})
 	}
 }

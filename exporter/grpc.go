@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -112,16 +113,22 @@ func (z *gzipWriter) Close() error {
 	return z.Writer.Close()
 }
 
+// Decompress reads through a bufio.Reader: klauspost's inflate has a fast
+// path for it, while gRPC's mem.Reader costs a call per byte (measured: it
+// was 60% of the inflate time).
 func (c *gzipCompressor) Decompress(r io.Reader) (io.Reader, error) {
 	z, ok := c.readers.Get().(*gzipReader)
 	if !ok {
-		zr, err := gzip.NewReader(r)
+		br := bufio.NewReaderSize(r, 32<<10)
+		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, err
 		}
-		return &gzipReader{Reader: zr, pool: &c.readers}, nil
+		return &gzipReader{Reader: zr, br: br, pool: &c.readers}, nil
 	}
-	if err := z.Reset(r); err != nil {
+	z.br.Reset(r)
+	if err := z.Reset(z.br); err != nil {
+		z.br.Reset(nil)
 		c.readers.Put(z)
 		return nil, err
 	}
@@ -131,12 +138,15 @@ func (c *gzipCompressor) Decompress(r io.Reader) (io.Reader, error) {
 // gzipReader goes back to the pool when gRPC closes it.
 type gzipReader struct {
 	*gzip.Reader
+	br   *bufio.Reader
 	pool *sync.Pool
 }
 
 func (z *gzipReader) Close() error {
 	defer z.pool.Put(z)
-	return z.Reader.Close()
+	err := z.Reader.Close()
+	z.br.Reset(nil)
+	return err
 }
 
 // zstdEncoder serves gRPC and HTTP: EncodeAll is safe for concurrent use.

@@ -28,7 +28,7 @@ func (e *Exporter) sendJaeger(ctx context.Context, b *batch) error {
 			b.rejected = b.spans
 			return &attemptError{code: "decode", err: err}
 		}
-		b.jaeger = toJaeger(td)
+		b.jaeger = mergeByProcess(toJaeger(td))
 		n := 0
 		for _, jb := range b.jaeger {
 			n += len(jb.Spans)
@@ -58,4 +58,33 @@ func (e *Exporter) sendJaeger(ctx context.Context, b *batch) error {
 		return &attemptError{code: ae.code, err: permanent}
 	}
 	return nil
+}
+
+// mergeByProcess joins batches of equal processes: a batch of pushes from
+// one service holds the same resource many times, and each Jaeger batch
+// costs a round trip.
+func mergeByProcess(batches []*model.Batch) []*model.Batch {
+	if len(batches) < 2 {
+		return batches
+	}
+	seen := make(map[string]*model.Batch, 4)
+	out := batches[:0]
+	for _, jb := range batches {
+		if jb.Process == nil {
+			out = append(out, jb)
+			continue
+		}
+		key, err := jb.Process.Marshal()
+		if err != nil {
+			out = append(out, jb)
+			continue
+		}
+		if first, ok := seen[string(key)]; ok {
+			first.Spans = append(first.Spans, jb.Spans...)
+			continue
+		}
+		seen[string(key)] = jb
+		out = append(out, jb)
+	}
+	return out
 }

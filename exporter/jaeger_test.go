@@ -141,3 +141,28 @@ func (f *fakeCollector) callCount() int {
 	defer f.mu.Unlock()
 	return f.calls
 }
+
+// Pushes of one service batched together go in one PostSpans.
+func TestJaegerGRPCMergesProcesses(t *testing.T) {
+	fc, addr := newFakeCollector(t, nil)
+	cfg := testConfig(addr, ProtocolJaegerGRPC)
+	cfg.BatchTimeout = time.Hour
+	e, reg := start(t, cfg)
+	for _, p := range []struct {
+		service string
+		spans   int
+	}{{"cart", 10}, {"pay", 5}, {"cart", 10}} {
+		if err := e.Push(requestFor(t, p.service, p.spans), p.spans, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil { // flushes the three pushes as one batch
+		t.Fatal(err)
+	}
+	checkIdentity(t, e, reg)
+	if got := fc.accepted(); got["cart"] != 20 || got["pay"] != 5 || fc.callCount() != 2 {
+		t.Errorf("collector accepted %v in %d calls, want cart 20, pay 5 in 2", got, fc.callCount())
+	}
+}

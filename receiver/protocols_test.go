@@ -270,3 +270,39 @@ func TestProbesAndMetrics(t *testing.T) {
 		t.Errorf("/readyz %d after SetReady(false), want 503", code)
 	}
 }
+
+// TestGRPCFirstThenPlainHTTP2: a connection whose first request is gRPC is
+// served natively; a plain request later on it must still succeed: the
+// client is sent a GOAWAY that leaves the plain request unprocessed, and
+// retries it on a new connection (Go's transport does so by itself).
+func TestGRPCFirstThenPlainHTTP2(t *testing.T) {
+	tr := startReceiver(t, Config{})
+	c := h2cClient()
+	grpcCall := func() {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+tr.addr+otlpExportMethod, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("TE", "trailers")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Trailer.Get("Grpc-Status") != "0" {
+			t.Fatalf("gRPC request: status %d grpc-status %q", resp.StatusCode, resp.Trailer.Get("Grpc-Status"))
+		}
+	}
+	grpcCall()
+	body := []byte(`[{"traceId":"1","id":"2","name":"a","localEndpoint":{"serviceName":"mixed"}}]`)
+	for i := 0; i < 3; i++ {
+		if code, msg, _ := post(t, c, "http://"+tr.addr+"/api/v2/spans", "application/json", body); code != 202 {
+			t.Fatalf("plain request %d after gRPC on the same client: %d %s", i, code, msg)
+		}
+		grpcCall()
+	}
+	if got := tr.received(t, protoZipkin, encJSON, "mixed"); got != 3 {
+		t.Errorf("received %v zipkin spans, want 3", got)
+	}
+}

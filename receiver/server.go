@@ -194,7 +194,7 @@ func (rc *Receiver) routeHTTP2(conn net.Conn, preface []byte) {
 	replay := &ackFilterConn{Conn: conn, pending: append(preface, sn.frames...), acked: sn.acked}
 	replay.scanned = len(replay.pending)
 	if isGRPC || err != nil { // a client idle since connecting is a gRPC client more often than not
-		rc.native.deliver(replay)
+		rc.native.deliver(newGRPCOnlyConn(replay))
 		return
 	}
 	rc.plain.deliver(replay)

@@ -1,0 +1,341 @@
+package topology
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// obsSpan is what Observe keeps of one span while it handles a request.
+type obsSpan struct {
+	trace      uint64 // trace id, mixed: the shard and map keys derive from it
+	id, parent uint64 // raw span ids; parent 0: a root
+	svc        uint32 // name id of the resource's service.name
+	peer       uint32 // name id of the CLIENT span's peer hint, 0: none
+}
+
+// scanner walks one serialized ExportTraceServiceRequest. The receiver has
+// validated it; on anything unexpected the scanner stops rather than guess.
+type scanner struct {
+	spans []obsSpan
+	order []int32
+	names *names
+	path  uint32
+}
+
+// OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto).
+const (
+	fReqResourceSpans    = 1
+	fRSResource          = 1
+	fRSScopeSpans        = 2
+	fResAttributes       = 1
+	fSSSpans             = 2
+	fSpanTraceID         = 1
+	fSpanID              = 2
+	fSpanParentID        = 4
+	fSpanKind            = 6
+	fSpanAttributes      = 9
+	fKVKey               = 1
+	fKVValue             = 2
+	fAnyString           = 1
+	kindClient           = 3
+	maxHintPriority      = 4
+	istioOutboundPrefix  = "outbound|"
+	kubernetesSvcMarker  = ".svc."
+	kubernetesSvcPostfix = ".svc"
+)
+
+// field is one protobuf field: its number, type, and payload (v for
+// length-delimited, x for varints).
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+	v   []byte
+	x   uint64
+}
+
+// nextField reads one field off b; n < 0 on malformed input.
+func nextField(b []byte) (f field, n int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return f, -1
+	}
+	f.num, f.typ = num, typ
+	b = b[n:]
+	var m int
+	switch typ {
+	case protowire.VarintType:
+		f.x, m = protowire.ConsumeVarint(b)
+	case protowire.BytesType:
+		f.v, m = protowire.ConsumeBytes(b)
+	case protowire.Fixed64Type:
+		m = 8
+	case protowire.Fixed32Type:
+		m = 4
+	default:
+		return f, -1
+	}
+	if m < 0 || m > len(b) {
+		return f, -1
+	}
+	return f, n + m
+}
+
+func (sc *scanner) request(b []byte) {
+	for len(b) > 0 {
+		f, n := nextField(b)
+		if n < 0 {
+			return
+		}
+		b = b[n:]
+		if f.num == fReqResourceSpans && f.typ == protowire.BytesType {
+			sc.resourceSpans(f.v)
+		}
+	}
+}
+
+func (sc *scanner) resourceSpans(b []byte) {
+	var service, namespace []byte
+	for rest := b; len(rest) > 0; {
+		f, n := nextField(rest)
+		if n < 0 {
+			return
+		}
+		rest = rest[n:]
+		if f.num == fRSResource && f.typ == protowire.BytesType {
+			service, namespace = resourceAttrs(f.v)
+		}
+	}
+	if len(service) == 0 {
+		service = []byte("unknown_service")
+	}
+	svc := sc.names.intern(service)
+	info := sc.names.info(svc)
+	info.addPath(sc.path)
+	if len(namespace) > 0 {
+		info.setNamespace(namespace)
+	}
+	for rest := b; len(rest) > 0; {
+		f, n := nextField(rest)
+		if n < 0 {
+			return
+		}
+		rest = rest[n:]
+		if f.num == fRSScopeSpans && f.typ == protowire.BytesType {
+			sc.scopeSpans(f.v, svc)
+		}
+	}
+}
+
+// resourceAttrs finds service.name and the namespace (k8s.namespace.name,
+// else service.namespace) among a Resource's attributes.
+func resourceAttrs(b []byte) (service, namespace []byte) {
+	var serviceNS []byte
+	for len(b) > 0 {
+		f, n := nextField(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		if f.num != fResAttributes || f.typ != protowire.BytesType {
+			continue
+		}
+		key, val := stringKV(f.v)
+		switch string(key) {
+		case "service.name":
+			if service == nil {
+				service = val
+			}
+		case "k8s.namespace.name":
+			namespace = val
+		case "service.namespace":
+			serviceNS = val
+		}
+	}
+	if len(namespace) == 0 {
+		namespace = serviceNS
+	}
+	return service, namespace
+}
+
+// stringKV returns a KeyValue's key and, if the value is a string, the value.
+func stringKV(b []byte) (key, val []byte) {
+	for len(b) > 0 {
+		f, n := nextField(b)
+		if n < 0 {
+			return nil, nil
+		}
+		b = b[n:]
+		if f.typ != protowire.BytesType {
+			continue
+		}
+		switch f.num {
+		case fKVKey:
+			key = f.v
+		case fKVValue:
+			for v := f.v; len(v) > 0; {
+				g, m := nextField(v)
+				if m < 0 {
+					break
+				}
+				v = v[m:]
+				if g.num == fAnyString && g.typ == protowire.BytesType {
+					val = g.v
+				}
+			}
+		}
+	}
+	return key, val
+}
+
+func (sc *scanner) scopeSpans(b []byte, svc uint32) {
+	for len(b) > 0 {
+		f, n := nextField(b)
+		if n < 0 {
+			return
+		}
+		b = b[n:]
+		if f.num == fSSSpans && f.typ == protowire.BytesType {
+			sc.span(f.v, svc)
+		}
+	}
+}
+
+func (sc *scanner) span(b []byte, svc uint32) {
+	var traceID, spanID, parentID []byte
+	var kind uint64
+	for rest := b; len(rest) > 0; {
+		f, n := nextField(rest)
+		if n < 0 {
+			return
+		}
+		rest = rest[n:]
+		switch f.num {
+		case fSpanTraceID:
+			traceID = f.v
+		case fSpanID:
+			spanID = f.v
+		case fSpanParentID:
+			parentID = f.v
+		case fSpanKind:
+			kind = f.x
+		}
+	}
+	if len(traceID) != 16 || len(spanID) != 8 {
+		return
+	}
+	s := obsSpan{
+		trace: traceKey(traceID),
+		id:    binary.LittleEndian.Uint64(spanID),
+		svc:   svc,
+	}
+	if len(parentID) == 8 {
+		s.parent = binary.LittleEndian.Uint64(parentID)
+	}
+	if kind == kindClient {
+		s.peer = sc.peerHint(b, svc)
+	}
+	sc.spans = append(sc.spans, s)
+}
+
+// peerHint returns the name id of whom a CLIENT span calls, from the best
+// of its attributes: peer.service, Envoy's upstream_cluster, server.address,
+// net.peer.name. 0: none usable.
+func (sc *scanner) peerHint(b []byte, svc uint32) uint32 {
+	var best []byte
+	bestPrio := maxHintPriority + 1
+	mesh := false
+	for len(b) > 0 {
+		f, n := nextField(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		if f.num != fSpanAttributes || f.typ != protowire.BytesType {
+			continue
+		}
+		key, val := stringKV(f.v)
+		prio := 0
+		switch string(key) {
+		case "peer.service":
+			prio = 1
+		case "upstream_cluster":
+			prio = 2
+			if !bytes.HasPrefix(val, []byte(istioOutboundPrefix)) {
+				continue // inbound|…, PassthroughCluster, BlackHoleCluster: no callee name
+			}
+			val = val[bytes.LastIndexByte(val, '|')+1:]
+		case "server.address":
+			prio = 3
+		case "net.peer.name":
+			prio = 4
+		default:
+			continue
+		}
+		if prio >= bestPrio {
+			continue
+		}
+		if prio > 1 {
+			val = hostName(val)
+		}
+		if len(val) == 0 {
+			continue
+		}
+		best, bestPrio, mesh = val, prio, prio == 2
+	}
+	if best == nil {
+		return 0
+	}
+	id := sc.names.intern(best)
+	if id == svc {
+		return 0
+	}
+	if mesh {
+		if ni := sc.names.info(id); !ni.meshPeer.Load() {
+			ni.meshPeer.Store(true)
+		}
+	}
+	return id
+}
+
+// hostName turns a host into the name a mesh gives its service: port
+// dropped, "auth-api.auth.svc.cluster.local" → "auth-api.auth"; IP
+// addresses name no service and give nil.
+func hostName(h []byte) []byte {
+	if i := bytes.LastIndexByte(h, ':'); i >= 0 && bytes.IndexByte(h, ':') == i {
+		h = h[:i]
+	}
+	if len(h) == 0 || bytes.IndexByte(h, ':') >= 0 || isIPv4(h) {
+		return nil
+	}
+	if i := bytes.Index(h, []byte(kubernetesSvcMarker)); i > 0 {
+		return h[:i]
+	}
+	return bytes.TrimSuffix(h, []byte(kubernetesSvcPostfix))
+}
+
+func isIPv4(h []byte) bool {
+	for _, c := range h {
+		if (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// traceKey mixes a 16-byte trace id into 64 bits (splitmix64's finalizer),
+// so that shards and map keys stay even for 64-bit Zipkin ids (upper half 0).
+func traceKey(id []byte) uint64 {
+	return mix(binary.LittleEndian.Uint64(id[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(id[8:]))
+}
+
+// spanKey identifies a span across traces: span ids alone repeat across
+// traces more often than 64 mixed bits collide.
+func spanKey(trace, id uint64) uint64 { return mix(trace ^ id*0xff51afd7ed558ccd) }
+
+func mix(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}

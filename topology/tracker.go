@@ -1,0 +1,651 @@
+package topology
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config bounds the tracker. Zero values take the defaults in brackets.
+type Config struct {
+	Grace      time.Duration // how long a child waits for its parent, and a trace for its root [30s]
+	Window     time.Duration // span of the ratios and edges, in ten buckets [5m]
+	MaxSpans   int           // span ids remembered for parent lookups [200000]
+	MaxPending int           // children waiting for their parent [100000]
+	MaxTraces  int           // traces waiting for their root verdict [100000]
+	MaxEdges   int           // distinct service pairs [10000]
+	MaxNames   int           // distinct service and peer names; beyond, "_other" [1000]
+	Now        func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	def(&c.Grace, 30*time.Second)
+	def(&c.Window, 5*time.Minute)
+	defInt(&c.MaxSpans, 200000)
+	defInt(&c.MaxPending, 100000)
+	defInt(&c.MaxTraces, 100000)
+	defInt(&c.MaxEdges, 10000)
+	defInt(&c.MaxNames, 1000)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+const (
+	numShards  = 8 // a power of two
+	numBuckets = 10
+)
+
+// Tables whose overflow is counted in traceport_topology_evicted_total.
+const (
+	tableSpans = iota
+	tablePending
+	tableTraces
+	tableEdges
+	numTables
+)
+
+var tableNames = [numTables]string{"spans", "pending", "traces", "edges"}
+
+// Tracker watches parent links of every span it is shown. It implements
+// receiver.Observer. Create it with New.
+type Tracker struct {
+	cfg      Config
+	names    *names
+	shards   [numShards]shard
+	bucketNs int64
+	graceNs  int64
+	retainNs int64
+	evicted  [numTables]atomic.Uint64
+	scanners sync.Pool
+
+	orphanDesc, rootlessDesc, evictedDesc *prometheus.Desc
+}
+
+// New returns a tracker registered on reg (traceport_orphan_spans_total,
+// traceport_rootless_traces_total, traceport_topology_evicted_total).
+func New(cfg Config, reg prometheus.Registerer) *Tracker {
+	cfg.setDefaults()
+	t := &Tracker{
+		cfg:      cfg,
+		names:    newNames(cfg.MaxNames),
+		bucketNs: int64(cfg.Window) / numBuckets,
+		graceNs:  int64(cfg.Grace),
+		// A parent may arrive up to Grace before its child and is looked up
+		// again when the child's wait ends: keep span ids twice as long.
+		retainNs: 2 * int64(cfg.Grace),
+		orphanDesc: prometheus.NewDesc("traceport_orphan_spans_total",
+			"Spans whose parent span did not arrive within the grace period (orphans), by service. Jaeger draws no dependency edge for them; a high share means a path lost the parents (blocked sidecar, B3/W3C propagation mismatch, sampling disagreement).",
+			[]string{"service"}, nil),
+		rootlessDesc: prometheus.NewDesc("traceport_rootless_traces_total",
+			"Traces that had no root span (a span without parent) within the grace period after their first span, counted for each of up to four services in the trace.",
+			[]string{"service"}, nil),
+		evictedDesc: prometheus.NewDesc("traceport_topology_evicted_total",
+			"Entries dropped from the trace-health tables before their time because the table was full; when this rises, orphan and rootless counts are pessimistic.",
+			[]string{"table"}, nil),
+	}
+	if t.bucketNs <= 0 {
+		t.bucketNs = 1
+	}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.spans = make(map[uint64]uint32)
+		sh.traces = make(map[uint64]int32)
+		sh.edges = make(map[uint64]*edgeWindow)
+		sh.maxSpans = max(1, cfg.MaxSpans/numShards)
+		sh.maxPending = max(1, cfg.MaxPending/numShards)
+		sh.maxTraces = max(1, cfg.MaxTraces/numShards)
+		sh.maxEdges = max(1, cfg.MaxEdges/numShards)
+	}
+	t.scanners.New = func() any { return &scanner{names: t.names} }
+	if reg != nil {
+		reg.MustRegister(t)
+	}
+	return t
+}
+
+// Observe records the spans of one accepted request: data is a serialized
+// OTLP ExportTraceServiceRequest, read and not kept. protocol is the
+// receiver's label ("zipkin" means sidecars and gateways; the rest, SDKs).
+func (t *Tracker) Observe(protocol string, data []byte) {
+	sc := t.scanners.Get().(*scanner)
+	sc.spans = sc.spans[:0]
+	sc.path = pathApp
+	if protocol == "zipkin" {
+		sc.path = pathSidecar
+	}
+	sc.request(data)
+	if len(sc.spans) > 0 {
+		t.add(sc, t.cfg.Now().UnixNano())
+	}
+	t.scanners.Put(sc)
+}
+
+// add takes each shard's lock once per request: spans are ordered by shard
+// (counting sort, stable, so a trace's spans stay together).
+func (t *Tracker) add(sc *scanner, now int64) {
+	var count [numShards + 1]int32
+	for i := range sc.spans {
+		count[shardOf(sc.spans[i].trace)+1]++
+	}
+	for s := 1; s <= numShards; s++ {
+		count[s] += count[s-1]
+	}
+	if cap(sc.order) < len(sc.spans) {
+		sc.order = make([]int32, len(sc.spans))
+	}
+	order := sc.order[:len(sc.spans)]
+	start := count
+	for i := range sc.spans {
+		s := shardOf(sc.spans[i].trace)
+		order[count[s]] = int32(i)
+		count[s]++
+	}
+	for s := 0; s < numShards; s++ {
+		lo, hi := start[s], start[s+1]
+		if lo == hi {
+			continue
+		}
+		sh := &t.shards[s]
+		sh.mu.Lock()
+		sh.expire(t, now)
+		for _, i := range order[lo:hi] {
+			sh.add(t, &sc.spans[i], now)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func shardOf(trace uint64) int { return int(trace >> 61 & (numShards - 1)) }
+
+// advance settles every wait that ended by now, so that readers see
+// verdicts even when no traffic comes in.
+func (t *Tracker) advance(now int64) {
+	for s := range t.shards {
+		sh := &t.shards[s]
+		sh.mu.Lock()
+		sh.expire(t, now)
+		sh.mu.Unlock()
+	}
+}
+
+func (t *Tracker) epoch(now int64) int64 { return now / t.bucketNs }
+
+// shard holds the tables of the traces whose key falls in it.
+type shard struct {
+	mu sync.Mutex
+
+	spans   map[uint64]uint32 // span key → service id
+	spanQ   queue[spanRec]    // insertion order, for expiry
+	pending queue[pendingRec] // children waiting for their parent, by deadline
+	traces  map[uint64]int32  // trace key → index into slab
+	slab    []traceRec
+	free    []int32
+	traceQ  queue[traceQRec]
+	svc     []svcWindow
+	edges   map[uint64]*edgeWindow // parent id << 32 | child id
+
+	maxSpans, maxPending, maxTraces, maxEdges int
+
+	lastTrace uint64 // the trace of the previous span added: most requests carry a trace's spans together
+	lastIdx   int32
+	lastOK    bool
+
+	_ [64]byte // keeps shards' locks on separate cache lines
+}
+
+type spanRec struct {
+	key uint64
+	at  int64
+}
+
+type pendingRec struct {
+	parentKey uint64
+	deadline  int64
+	svc       uint32
+}
+
+type traceRec struct {
+	first int64
+	svcs  [4]uint32 // service ids + 1; 0: free slot
+	root  bool
+}
+
+type traceQRec struct {
+	key uint64
+	idx int32
+}
+
+// counts are one bucket's verdicts for one service.
+type counts struct {
+	spans, orphans, traces, rootless uint64
+}
+
+type svcWindow [numBuckets]struct {
+	epoch int64
+	c     counts
+}
+
+func (w *svcWindow) at(epoch int64) *counts {
+	b := &w[epoch%numBuckets]
+	if b.epoch != epoch {
+		b.epoch, b.c = epoch, counts{}
+	}
+	return &b.c
+}
+
+type edgeWindow [numBuckets]struct {
+	epoch          int64
+	linked, hinted uint64
+}
+
+func (sh *shard) svcAt(id uint32, epoch int64) *counts {
+	if int(id) >= len(sh.svc) {
+		sh.svc = append(sh.svc, make([]svcWindow, int(id)+1-len(sh.svc))...)
+	}
+	return sh.svc[id].at(epoch)
+}
+
+func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, linked, hinted uint64) {
+	k := uint64(parent)<<32 | uint64(child)
+	w := sh.edges[k]
+	if w == nil {
+		if len(sh.edges) >= sh.maxEdges {
+			t.evicted[tableEdges].Add(1)
+			return
+		}
+		w = new(edgeWindow)
+		sh.edges[k] = w
+	}
+	b := &w[epoch%numBuckets]
+	if b.epoch != epoch {
+		b.epoch, b.linked, b.hinted = epoch, 0, 0
+	}
+	b.linked += linked
+	b.hinted += hinted
+}
+
+// linked is the verdict "parent found" for a span of service child.
+func (sh *shard) linked(t *Tracker, parent, child uint32, epoch int64) {
+	sh.svcAt(child, epoch).spans++
+	if parent != child {
+		sh.edge(t, parent, child, epoch, 1, 0)
+	}
+}
+
+func (sh *shard) orphan(t *Tracker, svc uint32, epoch int64) {
+	c := sh.svcAt(svc, epoch)
+	c.spans++
+	c.orphans++
+	t.names.info(svc).orphans.Add(1)
+}
+
+func (sh *shard) add(t *Tracker, s *obsSpan, now int64) {
+	epoch := t.epoch(now)
+	key := spanKey(s.trace, s.id)
+	if len(sh.spans) >= sh.maxSpans {
+		for sh.spanQ.n > 0 && len(sh.spans) >= sh.maxSpans {
+			delete(sh.spans, sh.spanQ.pop().key)
+			t.evicted[tableSpans].Add(1)
+		}
+	}
+	sh.spans[key] = s.svc
+	sh.spanQ.push(spanRec{key, now})
+
+	if s.parent == 0 {
+		sh.svcAt(s.svc, epoch).spans++
+	} else {
+		pk := spanKey(s.trace, s.parent)
+		if psvc, ok := sh.spans[pk]; ok {
+			sh.linked(t, psvc, s.svc, epoch)
+		} else {
+			if sh.pending.n >= sh.maxPending {
+				sh.pending.pop() // no verdict: neither found nor given its full wait
+				t.evicted[tablePending].Add(1)
+			}
+			sh.pending.push(pendingRec{parentKey: pk, deadline: now + t.graceNs, svc: s.svc})
+		}
+	}
+	if s.peer != 0 {
+		sh.edge(t, s.svc, s.peer, epoch, 0, 1)
+	}
+	sh.noteTrace(t, s, now)
+}
+
+func (sh *shard) noteTrace(t *Tracker, s *obsSpan, now int64) {
+	var idx int32
+	if sh.lastOK && sh.lastTrace == s.trace {
+		idx = sh.lastIdx
+	} else {
+		var ok bool
+		if idx, ok = sh.traces[s.trace]; !ok {
+			if len(sh.traces) >= sh.maxTraces {
+				sh.verdict(t, sh.traceQ.pop(), t.epoch(now), false)
+				t.evicted[tableTraces].Add(1)
+			}
+			if n := len(sh.free); n > 0 {
+				idx = sh.free[n-1]
+				sh.free = sh.free[:n-1]
+			} else {
+				sh.slab = append(sh.slab, traceRec{})
+				idx = int32(len(sh.slab) - 1)
+			}
+			sh.slab[idx] = traceRec{first: now}
+			sh.traces[s.trace] = idx
+			sh.traceQ.push(traceQRec{key: s.trace, idx: idx})
+		}
+		sh.lastTrace, sh.lastIdx, sh.lastOK = s.trace, idx, true
+	}
+	tr := &sh.slab[idx]
+	if s.parent == 0 {
+		tr.root = true
+	}
+	for i := range tr.svcs {
+		if tr.svcs[i] == s.svc+1 {
+			break
+		}
+		if tr.svcs[i] == 0 {
+			tr.svcs[i] = s.svc + 1
+			break
+		}
+	}
+}
+
+// verdict ends a trace's wait; judge false (an eviction) removes it
+// without counting it either way.
+func (sh *shard) verdict(t *Tracker, q traceQRec, epoch int64, judge bool) {
+	tr := sh.slab[q.idx]
+	delete(sh.traces, q.key)
+	sh.free = append(sh.free, q.idx)
+	sh.lastOK = false
+	if !judge {
+		return
+	}
+	for _, id := range tr.svcs {
+		if id == 0 {
+			break
+		}
+		c := sh.svcAt(id-1, epoch)
+		c.traces++
+		if !tr.root {
+			c.rootless++
+			t.names.info(id - 1).rootless.Add(1)
+		}
+	}
+}
+
+// expire settles what is due: children whose wait ended (linked or
+// orphan), span ids past retention, traces due for their root verdict.
+func (sh *shard) expire(t *Tracker, now int64) {
+	epoch := t.epoch(now)
+	for sh.pending.n > 0 && sh.pending.front().deadline <= now {
+		p := sh.pending.pop()
+		if psvc, ok := sh.spans[p.parentKey]; ok {
+			sh.linked(t, psvc, p.svc, epoch)
+		} else {
+			sh.orphan(t, p.svc, epoch)
+		}
+	}
+	for sh.spanQ.n > 0 && sh.spanQ.front().at+t.retainNs <= now {
+		delete(sh.spans, sh.spanQ.pop().key)
+	}
+	for sh.traceQ.n > 0 && sh.slab[sh.traceQ.front().idx].first+t.graceNs <= now {
+		sh.verdict(t, sh.traceQ.pop(), epoch, true)
+	}
+}
+
+// queue is a FIFO ring that grows by doubling; the tables bound it.
+type queue[T any] struct {
+	buf     []T
+	head, n int
+}
+
+func (q *queue[T]) push(v T) {
+	if q.n == len(q.buf) {
+		nb := make([]T, max(64, 2*len(q.buf)))
+		for i := 0; i < q.n; i++ {
+			nb[i] = q.buf[(q.head+i)&(len(q.buf)-1)]
+		}
+		q.buf, q.head = nb, 0
+	}
+	q.buf[(q.head+q.n)&(len(q.buf)-1)] = v
+	q.n++
+}
+
+func (q *queue[T]) front() *T { return &q.buf[q.head] }
+
+func (q *queue[T]) pop() T {
+	v := q.buf[q.head]
+	q.head = (q.head + 1) & (len(q.buf) - 1)
+	q.n--
+	return v
+}
+
+// ServiceHealth is one service's verdicts over the window.
+type ServiceHealth struct {
+	Service  string  `json:"service"`
+	Workload string  `json:"workload"`
+	Spans    uint64  `json:"spans"`   // spans judged: roots, linked and orphans
+	Orphans  uint64  `json:"orphans"` // spans whose parent never arrived
+	Ratio    float64 `json:"orphanRatio"`
+	Traces   uint64  `json:"traces"`   // traces judged that had spans of this service
+	Rootless uint64  `json:"rootless"` // of them, traces without a root span
+	RootRate float64 `json:"rootlessRatio"`
+}
+
+// Health returns every service's orphan and rootless shares over the
+// window, sorted by service.
+func (t *Tracker) Health() []ServiceHealth {
+	now := t.cfg.Now().UnixNano()
+	t.advance(now)
+	cur := t.epoch(now)
+	sum := map[uint32]*counts{}
+	for s := range t.shards {
+		sh := &t.shards[s]
+		sh.mu.Lock()
+		for id := range sh.svc {
+			for _, b := range sh.svc[id] {
+				if b.epoch <= cur-numBuckets || b.epoch > cur {
+					continue
+				}
+				c := sum[uint32(id)]
+				if c == nil {
+					c = &counts{}
+					sum[uint32(id)] = c
+				}
+				c.spans += b.c.spans
+				c.orphans += b.c.orphans
+				c.traces += b.c.traces
+				c.rootless += b.c.rootless
+			}
+		}
+		sh.mu.Unlock()
+	}
+	out := make([]ServiceHealth, 0, len(sum))
+	for id, c := range sum {
+		ni := t.names.info(id)
+		h := ServiceHealth{Service: ni.name, Workload: ni.workload(), Spans: c.spans, Orphans: c.orphans, Traces: c.traces, Rootless: c.rootless}
+		if c.spans > 0 {
+			h.Ratio = float64(c.orphans) / float64(c.spans)
+		}
+		if c.traces > 0 {
+			h.RootRate = float64(c.rootless) / float64(c.traces)
+		}
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	return out
+}
+
+// Edge is one caller → callee pair seen within the window.
+type Edge struct {
+	Parent string `json:"parent"`
+	Child  string `json:"child"`
+	// Calls counts child spans whose parent span (of Parent) arrived: the
+	// edges Jaeger's dependency graph will show.
+	Calls uint64 `json:"calls"`
+	// Hinted counts Parent's CLIENT spans naming Child as their peer,
+	// whether or not Child's spans arrived.
+	Hinted uint64 `json:"hinted"`
+	// ChildReports says Child sends spans itself; a reporting child with
+	// hints but no calls lost its server-side spans.
+	ChildReports bool `json:"childReports"`
+}
+
+// Edges returns the edges seen within the window, sorted by parent then
+// child. A hinted callee that is not itself a service name but the
+// workload of one (server.address "auth-api.auth" for the service
+// "auth-api" in namespace "auth") is folded into that service, preferring
+// the sidecar's service name, which is what parent links show.
+func (t *Tracker) Edges() []Edge {
+	now := t.cfg.Now().UnixNano()
+	t.advance(now)
+	cur := t.epoch(now)
+	type pair struct{ linked, hinted uint64 }
+	sum := map[uint64]*pair{}
+	for s := range t.shards {
+		sh := &t.shards[s]
+		sh.mu.Lock()
+		for k, w := range sh.edges {
+			var l, h uint64
+			for _, b := range w {
+				if b.epoch > cur-numBuckets && b.epoch <= cur {
+					l += b.linked
+					h += b.hinted
+				}
+			}
+			if l == 0 && h == 0 {
+				delete(sh.edges, k) // out of the window: room for new pairs
+				continue
+			}
+			p := sum[k]
+			if p == nil {
+				p = &pair{}
+				sum[k] = p
+			}
+			p.linked += l
+			p.hinted += h
+		}
+		sh.mu.Unlock()
+	}
+	all := t.names.all()
+	byWorkload := map[string]*nameInfo{}
+	for _, ni := range all {
+		if ni.paths.Load() == 0 {
+			continue
+		}
+		w := ni.workload()
+		if prev := byWorkload[w]; prev == nil || ni.paths.Load()&pathSidecar != 0 && prev.paths.Load()&pathSidecar == 0 {
+			byWorkload[w] = ni
+		}
+	}
+	type key struct{ parent, child string }
+	merged := map[key]*Edge{}
+	for k, p := range sum {
+		parent, child := all[k>>32], all[uint32(k)]
+		if child.paths.Load() == 0 {
+			if svc := byWorkload[child.name]; svc != nil {
+				child = svc
+			}
+		}
+		if parent == child {
+			continue
+		}
+		e := merged[key{parent.name, child.name}]
+		if e == nil {
+			e = &Edge{Parent: parent.name, Child: child.name, ChildReports: child.paths.Load() != 0}
+			merged[key{parent.name, child.name}] = e
+		}
+		e.Calls += p.linked
+		e.Hinted += p.hinted
+	}
+	out := make([]Edge, 0, len(merged))
+	for _, e := range merged {
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Parent != out[j].Parent {
+			return out[i].Parent < out[j].Parent
+		}
+		return out[i].Child < out[j].Child
+	})
+	return out
+}
+
+// Workload returns the workload ("<app>.<namespace>") a service belongs to,
+// as seen in its spans' resource; the service itself if unknown.
+func (t *Tracker) Workload(service string) string {
+	if id, ok := t.names.lookup(service); ok {
+		return t.names.info(id).workload()
+	}
+	return service
+}
+
+// MeshCallee reports whether a sidecar's CLIENT span named workload as its
+// upstream (Envoy's upstream_cluster): the mesh routes calls to it, so it
+// has a sidecar that should report.
+func (t *Tracker) MeshCallee(workload string) bool {
+	if id, ok := t.names.lookup(workload); ok {
+		return t.names.info(id).meshPeer.Load()
+	}
+	return false
+}
+
+// Stats are the tables' fill and overflow, for the docs' limits.
+type Stats struct {
+	Spans, Pending, Traces, Edges int
+	Evicted                       map[string]uint64
+}
+
+// Stats reports how full the tables are.
+func (t *Tracker) Stats() Stats {
+	st := Stats{Evicted: map[string]uint64{}}
+	for s := range t.shards {
+		sh := &t.shards[s]
+		sh.mu.Lock()
+		st.Spans += len(sh.spans)
+		st.Pending += sh.pending.n
+		st.Traces += len(sh.traces)
+		st.Edges += len(sh.edges)
+		sh.mu.Unlock()
+	}
+	for i, n := range tableNames {
+		st.Evicted[n] = t.evicted[i].Load()
+	}
+	return st
+}
+
+func (t *Tracker) Describe(ch chan<- *prometheus.Desc) {
+	ch <- t.orphanDesc
+	ch <- t.rootlessDesc
+	ch <- t.evictedDesc
+}
+
+// Collect settles due verdicts first, so a scrape after traffic stopped
+// still sees the orphans of its last grace period.
+func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
+	t.advance(t.cfg.Now().UnixNano())
+	for _, ni := range t.names.all() {
+		if ni.paths.Load() == 0 {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(t.orphanDesc, prometheus.CounterValue, float64(ni.orphans.Load()), ni.name)
+		ch <- prometheus.MustNewConstMetric(t.rootlessDesc, prometheus.CounterValue, float64(ni.rootless.Load()), ni.name)
+	}
+	for i, n := range tableNames {
+		ch <- prometheus.MustNewConstMetric(t.evictedDesc, prometheus.CounterValue, float64(t.evicted[i].Load()), n)
+	}
+}
