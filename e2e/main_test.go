@@ -24,6 +24,8 @@ var (
 	// traceportErr is why traceport did not build; tests that need it fail
 	// with it, the Jaeger-only tests still run.
 	traceportErr error
+	// raceBuild is set when the tests run under -race (race_test.go).
+	raceBuild bool
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +46,7 @@ func run(m *testing.M) int {
 	repoRoot = root
 
 	start := time.Now()
-	fmt.Fprintln(os.Stderr, "e2e: locating Jaeger v2 via scripts/build-jaeger.sh (cached under .cache/bin; from nothing it builds from the Go module proxy, ~8 min on 2 cores)")
+	fmt.Fprintln(os.Stderr, "e2e: locating Jaeger v2 via scripts/build-jaeger.sh (cached under .cache/bin; from nothing it builds from the Go module proxy, 8-11 min on 2 cores)")
 	cmd := exec.Command(filepath.Join(root, "scripts", "build-jaeger.sh"))
 	cmd.Dir = root
 	cmd.Stderr = os.Stderr
@@ -66,7 +68,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	traceportBin = filepath.Join(dir, "traceport")
-	build := exec.Command("go", "build", "-o", traceportBin, "./cmd/traceport")
+	args := []string{"build", "-o", traceportBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/traceport")...)
 	build.Dir = root
 	var stderr bytes.Buffer
 	build.Stderr = &stderr

@@ -142,6 +142,11 @@ func TestMeshScenario(t *testing.T) {
 		if got := m.sum("traceport_received_spans_total", "protocol", "zipkin", "service", gateway); got != 7 {
 			t.Errorf("received{protocol=zipkin,service=%s} = %g, want 7", gateway, got)
 		}
+		for _, app := range meshApps {
+			if got := m.sum("traceport_received_spans_total", "protocol", "zipkin", "service", app.service); got != 1 {
+				t.Errorf("received{protocol=zipkin,service=%s} = %g, want 1 (its sidecar's)", app.service, got)
+			}
+		}
 		waitEdges(t, j, sevenEdges, appSelfEdges)
 	})
 

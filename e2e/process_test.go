@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -52,6 +53,9 @@ func startProc(t testing.TB, name, bin string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.kill()
+		if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s: data race detected", name)
+		}
 		if t.Failed() {
 			t.Logf("--- %s output (%s) ---\n%s", name, p.cmd, tail(p.out.String(), 12000))
 		}

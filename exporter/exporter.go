@@ -107,9 +107,6 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, er
 			e.send = e.sendOTLPGRPC
 			e.conn, err = dial(&e.cfg)
 		case ProtocolJaegerGRPC:
-			if toJaeger == nil {
-				return nil, errors.New("jaeger-protocol jaeger-grpc: not available in this build")
-			}
 			e.send = e.sendJaeger
 			e.conn, err = dial(&e.cfg)
 		case ProtocolOTLPHTTP:
@@ -125,6 +122,10 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, er
 	}
 	m, err := newMetrics(e, reg)
 	if err != nil {
+		e.cancelRun()
+		if e.conn != nil {
+			e.conn.Close()
+		}
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	e.metrics = m
@@ -257,6 +258,13 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// Accounts is the collector of the span accounts (exported, dropped,
+// queued, in flight, pushed). New does not register it: whoever counts
+// spans in must collect it in the same critical section as its own count,
+// or a scrape could see spans on one side and not yet on the other (the
+// receiver does, see receiver.Config.Accounts).
+func (e *Exporter) Accounts() prometheus.Collector { return e.metrics.accounts }
 
 // Stats is a consistent snapshot of the span accounts.
 type Stats struct {

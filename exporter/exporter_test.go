@@ -275,6 +275,7 @@ func TestQueueFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg.MustRegister(e.Accounts())
 	data := request(t, 100)
 	admit := func(retrying, want bool) {
 		t.Helper()
@@ -318,7 +319,8 @@ func TestQueueFull(t *testing.T) {
 }
 
 func TestAdmitRetryAfterGrows(t *testing.T) {
-	e, err := New(Config{Endpoint: "127.0.0.1:9", QueueSpans: 1000, BatchMaxSpans: 10}, nil, nil)
+	reg := prometheus.NewPedanticRegistry()
+	e, err := New(Config{Endpoint: "127.0.0.1:9", QueueSpans: 1000, BatchMaxSpans: 10}, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,6 +338,7 @@ func TestAdmitRetryAfterGrows(t *testing.T) {
 	if ok, after := e.Admit(true); ok || after != 5*time.Second {
 		t.Errorf("at capacity: Admit = %v, %v; want false, 5s", ok, after)
 	}
+	checkIdentity(t, e, reg)
 }
 
 // Shutdown flushes what is queued at once, without waiting for
@@ -530,7 +533,8 @@ func TestIdentityUnderLoad(t *testing.T) {
 }
 
 func TestMetricsHelp(t *testing.T) {
-	_, reg := start(t, Config{})
+	e, reg := start(t, Config{})
+	checkIdentity(t, e, reg)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

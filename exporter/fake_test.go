@@ -331,6 +331,7 @@ func start(tb testing.TB, cfg Config) (*Exporter, *prometheus.Registry) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	reg.MustRegister(e.Accounts())
 	e.Start()
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

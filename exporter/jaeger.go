@@ -11,10 +11,6 @@ import (
 	"github.com/traceport/traceport/translate"
 )
 
-// toJaeger converts for jaeger-grpc; a variable so New can refuse
-// jaeger-grpc in a build without a converter.
-var toJaeger func(ptrace.Traces) []*model.Batch = translate.JaegerBatches
-
 const postSpansMethod = "/jaeger.api_v2.CollectorService/PostSpans"
 
 // sendJaeger converts the batch to Jaeger's model once, then posts one
@@ -28,7 +24,7 @@ func (e *Exporter) sendJaeger(ctx context.Context, b *batch) error {
 			b.rejected = b.spans
 			return &attemptError{code: "decode", err: err}
 		}
-		b.jaeger = mergeByProcess(toJaeger(td))
+		b.jaeger = splitLarge(mergeByProcess(translate.JaegerBatches(td)), e.cfg.BatchMaxBytes)
 		n := 0
 		for _, jb := range b.jaeger {
 			n += len(jb.Spans)
@@ -85,6 +81,36 @@ func mergeByProcess(batches []*model.Batch) []*model.Batch {
 		}
 		seen[string(key)] = jb
 		out = append(out, jb)
+	}
+	return out
+}
+
+// splitLarge cuts batches larger than maxBytes (serialized) into even
+// parts: Jaeger's collector refuses gRPC messages over 4 MiB by default,
+// and Jaeger's model is larger than OTLP for the same spans.
+func splitLarge(batches []*model.Batch, maxBytes int) []*model.Batch {
+	var out []*model.Batch
+	for i, jb := range batches {
+		size := jb.Size()
+		if size <= maxBytes || len(jb.Spans) < 2 {
+			if out != nil {
+				out = append(out, jb)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*model.Batch, 0, len(batches)+1), batches[:i]...)
+		}
+		parts := min(size/maxBytes+1, len(jb.Spans))
+		per := (len(jb.Spans) + parts - 1) / parts
+		for spans := jb.Spans; len(spans) > 0; {
+			n := min(per, len(spans))
+			out = append(out, &model.Batch{Spans: spans[:n:n], Process: jb.Process})
+			spans = spans[n:]
+		}
+	}
+	if out == nil {
+		return batches
 	}
 	return out
 }

@@ -6,10 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/traceport/traceport/translate"
 )
 
 // fakeCollector is Jaeger's api_v2 CollectorService on 127.0.0.1.
@@ -165,4 +169,38 @@ func TestJaegerGRPCMergesProcesses(t *testing.T) {
 	if got := fc.accepted(); got["cart"] != 20 || got["pay"] != 5 || fc.callCount() != 2 {
 		t.Errorf("collector accepted %v in %d calls, want cart 20, pay 5 in 2", got, fc.callCount())
 	}
+}
+
+func TestSplitLarge(t *testing.T) {
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(append(requestFor(t, "cart", 100), requestFor(t, "pay", 10)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := translate.JaegerBatches(td)
+	big := batches[0].Size()
+	f := func(maxBytes int, want ...int) {
+		t.Helper()
+		var got []int
+		for _, jb := range splitLarge(append([]*model.Batch(nil), batches...), maxBytes) {
+			got = append(got, len(jb.Spans))
+			if jb.Size() > maxBytes && len(jb.Spans) > 1 {
+				t.Errorf("max %d: a batch of %d bytes", maxBytes, jb.Size())
+			}
+		}
+		if !equal(got, want) {
+			t.Errorf("splitLarge(max %d) spans per batch %v, want %v", maxBytes, got, want)
+		}
+	}
+	f(big, 100, 10)
+	f(big-1, 50, 50, 10)
+	f(big/3, 25, 25, 25, 25, 10)
+	f(1, append(repeat(1, 100), repeat(1, 10)...)...)
+}
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }

@@ -34,7 +34,8 @@ func newMetrics(e *Exporter, reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.accounts, m.duration, m.batchSpans, m.failures} {
+	// m.accounts is not registered here: see Exporter.Accounts.
+	for _, c := range []prometheus.Collector{m.duration, m.batchSpans, m.failures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

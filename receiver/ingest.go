@@ -19,11 +19,14 @@ func (rc *Receiver) ingest(protocol, encoding string, data []byte, counts []tran
 	if spans == 0 {
 		return nil
 	}
-	rc.sources.add(protocol, encoding, counts)
 	if rc.cfg.Observer != nil {
 		rc.cfg.Observer.Observe(protocol, data)
 	}
-	if err := rc.sink.Push(data, spans, retrying); err != nil {
+	rc.sources.books.RLock()
+	rc.sources.add(protocol, encoding, counts)
+	err := rc.sink.Push(data, spans, retrying)
+	rc.sources.books.RUnlock()
+	if err != nil {
 		// The sink has counted these spans as dropped; tell the client to back off.
 		rsn := reasonQueueFull
 		if rc.shuttingDown.Load() {

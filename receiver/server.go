@@ -28,6 +28,11 @@ type Config struct {
 	ReadHeaderTimeout time.Duration // slow clients: time to send headers (and, for HTTP/2, the first request)
 	IdleTimeout       time.Duration // idle keep-alive connections are closed after this
 
+	// Accounts, if set, is the sink's collector of span accounts (exported,
+	// dropped, queued, in flight). The receiver collects it together with
+	// traceport_received_spans_total so that every scrape sees both sides
+	// of the accounting identity at the same instant.
+	Accounts prometheus.Collector
 	// Observer, if set, sees every accepted request's spans (serialized
 	// OTLP) before they are handed to the sink; it must not keep data.
 	Observer Observer
@@ -76,7 +81,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		cfg:     cfg,
 		sink:    sink,
 		log:     log,
-		sources: newSources(cfg.MaxServices, reg),
+		sources: newSources(cfg.MaxServices, cfg.Accounts, reg),
 		metrics: promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}),
 		native:  newConnListener(),
 		plain:   newConnListener(),

@@ -54,11 +54,20 @@ type sources struct {
 	rejectedSpans    *prometheus.CounterVec
 
 	receivedDesc, lastDesc *prometheus.Desc
+
+	// books makes "count as received, then push" one step as far as a
+	// scrape can tell: ingest holds it for reading around both, Collect
+	// holds it for writing while it reads received spans and the sink's
+	// accounts, so every scrape satisfies received = exported + dropped +
+	// queued + in flight.
+	books    sync.RWMutex
+	accounts prometheus.Collector // the sink's span accounts, may be nil
 }
 
-func newSources(maxServices int, reg prometheus.Registerer) *sources {
+func newSources(maxServices int, accounts prometheus.Collector, reg prometheus.Registerer) *sources {
 	s := &sources{
 		maxServices: maxServices,
+		accounts:    accounts,
 		now:         time.Now,
 		bySource:    make(map[sourceKey]*source),
 		services:    make(map[string]struct{}),
@@ -171,6 +180,9 @@ func (s *sources) snapshot() []SourceStat {
 func (s *sources) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.receivedDesc
 	ch <- s.lastDesc
+	if s.accounts != nil {
+		s.accounts.Describe(ch)
+	}
 }
 
 // Collect reads the atomics directly: the hot path pays for an atomic add,
@@ -178,6 +190,11 @@ func (s *sources) Describe(ch chan<- *prometheus.Desc) {
 func (s *sources) Collect(ch chan<- prometheus.Metric) {
 	type pk struct{ protocol, service string }
 	last := make(map[pk]int64)
+	s.books.Lock()
+	defer s.books.Unlock()
+	if s.accounts != nil {
+		s.accounts.Collect(ch)
+	}
 	s.mu.RLock()
 	for k, src := range s.bySource {
 		ch <- prometheus.MustNewConstMetric(s.receivedDesc, prometheus.CounterValue,

@@ -85,7 +85,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // Layout of the SVG graph, in pixels.
 const (
-	nodeW, nodeH = 220, 34
+	nodeW, nodeH = 260, 34
 	colGap       = 110
 	rowGap       = 26
 	margin       = 20
@@ -139,12 +139,21 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 		x1, y1 := p.x+nodeW, p.y+nodeH/2
 		x2, y2 := c.x, c.y+nodeH/2
 		var path string
-		if c.x > p.x {
+		lx, ly := (x1+x2)/2, (y1+y2)/2-4
+		switch {
+		case c.x == p.x+nodeW+colGap: // next column
 			mid := (x1 + x2) / 2
 			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", x1, y1, mid, y1, mid, y2, x2, y2)
-		} else { // a call back to an earlier column (a cycle): loop below the nodes
+		case c.x > p.x: // skips columns: run along the gap under the parent's row, not through boxes
+			gap := p.y + nodeH + rowGap/2
+			a, z := x1+colGap/2, x2-colGap/2
+			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d L%d,%d C%d,%d %d,%d %d,%d",
+				x1, y1, a, y1, x1, gap, a, gap, z, gap, x2, gap, z, y2, x2, y2)
+			lx, ly = (a+z)/2, gap-3
+		default: // a call back to an earlier column (a cycle): loop below the nodes
 			low := max(p.y, c.y) + nodeH + rowGap/2 + 10
 			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", p.x+nodeW/2, p.y+nodeH, p.x+nodeW/2, low, c.x+nodeW/2, low, c.x+nodeW/2, c.y+nodeH)
+			lx, ly = (p.x+c.x+nodeW)/2, low-4
 		}
 		kind, stroke, dash, label := "linked", "#333", "", fmt.Sprintf("%d", e.Calls)
 		title := fmt.Sprintf("%s → %s: %d calls linked by parent span", e.Parent, e.Child, e.Calls)
@@ -160,10 +169,6 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 		}
 		fmt.Fprintf(&b, `<g class="edge %s" data-parent="%s" data-child="%s"><title>%s</title><path d="%s" fill="none" stroke="%s" stroke-width="1.6"%s marker-end="url(#arrow)"/>`,
 			kind, esc(e.Parent), esc(e.Child), esc(title), path, stroke, dash)
-		lx, ly := (x1+x2)/2, (y1+y2)/2-4
-		if c.x <= p.x {
-			lx, ly = (p.x+c.x+nodeW)/2, max(p.y, c.y)+nodeH+rowGap/2+6
-		}
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="%s">%s</text></g>`+"\n", lx, ly, stroke, label)
 	}
 	names := make([]string, 0, len(nodes))
@@ -188,7 +193,7 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 		fmt.Fprintf(&b, `<g class="node" data-service="%s"><title>%s</title><rect x="%d" y="%d" width="%d" height="%d" rx="5" fill="%s" stroke="#546e7a"/>`,
 			esc(n), esc(n), p.x, p.y, nodeW, nodeH, fill)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">%s</text><text x="%d" y="%d" font-size="10" fill="#37474f">%s</text></g>`+"\n",
-			p.x+8, p.y+14, esc(clip(n, 30)), p.x+8, p.y+28, esc(sub))
+			p.x+8, p.y+14, esc(clip(n, 36)), p.x+8, p.y+28, esc(sub))
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
@@ -225,4 +230,12 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// SVGHandler serves the graph alone (GET /ui/graph.svg).
+func (t *Tracker) SVGHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		WriteSVG(w, t.Edges(), t.Health())
+	})
 }

@@ -40,7 +40,6 @@ const (
 	fKVValue             = 2
 	fAnyString           = 1
 	kindClient           = 3
-	maxHintPriority      = 4
 	istioOutboundPrefix  = "outbound|"
 	kubernetesSvcMarker  = ".svc."
 	kubernetesSvcPostfix = ".svc"
@@ -55,31 +54,56 @@ type field struct {
 	x   uint64
 }
 
-// nextField reads one field off b; n < 0 on malformed input.
+// nextField reads one field off b; n < 0 on malformed input. Hand-rolled
+// for one-byte tags and lengths, which are nearly all of OTLP: Observe walks
+// every field of every span, and protowire's general path costs twice as much.
 func nextField(b []byte) (f field, n int) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 {
+	if len(b) == 0 {
 		return f, -1
 	}
-	f.num, f.typ = num, typ
-	b = b[n:]
-	var m int
-	switch typ {
-	case protowire.VarintType:
-		f.x, m = protowire.ConsumeVarint(b)
-	case protowire.BytesType:
-		f.v, m = protowire.ConsumeBytes(b)
+	tag := uint64(b[0])
+	n = 1
+	if tag >= 0x80 {
+		var m int
+		if tag, m = protowire.ConsumeVarint(b); m < 0 {
+			return f, -1
+		}
+		n = m
+	}
+	f.num, f.typ = protowire.Number(tag>>3), protowire.Type(tag&7)
+	switch f.typ {
+	case protowire.VarintType, protowire.BytesType:
+		var x uint64
+		if n < len(b) && b[n] < 0x80 {
+			x = uint64(b[n])
+			n++
+		} else {
+			v, m := protowire.ConsumeVarint(b[n:])
+			if m < 0 {
+				return f, -1
+			}
+			x, n = v, n+m
+		}
+		if f.typ == protowire.VarintType {
+			f.x = x
+			return f, n
+		}
+		if x > uint64(len(b)-n) {
+			return f, -1
+		}
+		f.v = b[n : n+int(x)]
+		return f, n + int(x)
 	case protowire.Fixed64Type:
-		m = 8
+		n += 8
 	case protowire.Fixed32Type:
-		m = 4
+		n += 4
 	default:
 		return f, -1
 	}
-	if m < 0 || m > len(b) {
+	if n > len(b) {
 		return f, -1
 	}
-	return f, n + m
+	return f, n
 }
 
 func (sc *scanner) request(b []byte) {
@@ -205,6 +229,8 @@ func (sc *scanner) scopeSpans(b []byte, svc uint32) {
 func (sc *scanner) span(b []byte, svc uint32) {
 	var traceID, spanID, parentID []byte
 	var kind uint64
+	var h hint
+	attrsBeforeKind := false
 	for rest := b; len(rest) > 0; {
 		f, n := nextField(rest)
 		if n < 0 {
@@ -220,6 +246,14 @@ func (sc *scanner) span(b []byte, svc uint32) {
 			parentID = f.v
 		case fSpanKind:
 			kind = f.x
+		case fSpanAttributes:
+			// Encoders write kind (6) before attributes (9); only CLIENT
+			// spans name a peer, so the others skip their attributes.
+			if kind == kindClient {
+				h.attr(f.v)
+			} else if kind == 0 {
+				attrsBeforeKind = true
+			}
 		}
 	}
 	if len(traceID) != 16 || len(spanID) != 8 {
@@ -234,64 +268,84 @@ func (sc *scanner) span(b []byte, svc uint32) {
 		s.parent = binary.LittleEndian.Uint64(parentID)
 	}
 	if kind == kindClient {
-		s.peer = sc.peerHint(b, svc)
+		if attrsBeforeKind {
+			h = hint{}
+			for rest := b; len(rest) > 0; {
+				f, n := nextField(rest)
+				if n < 0 {
+					break
+				}
+				rest = rest[n:]
+				if f.num == fSpanAttributes {
+					h.attr(f.v)
+				}
+			}
+		}
+		s.peer = sc.peerID(&h, svc)
 	}
 	sc.spans = append(sc.spans, s)
 }
 
-// peerHint returns the name id of whom a CLIENT span calls, from the best
-// of its attributes: peer.service, Envoy's upstream_cluster, server.address,
-// net.peer.name. 0: none usable.
-func (sc *scanner) peerHint(b []byte, svc uint32) uint32 {
-	var best []byte
-	bestPrio := maxHintPriority + 1
-	mesh := false
-	for len(b) > 0 {
-		f, n := nextField(b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-		if f.num != fSpanAttributes || f.typ != protowire.BytesType {
-			continue
-		}
-		key, val := stringKV(f.v)
-		prio := 0
-		switch string(key) {
-		case "peer.service":
-			prio = 1
-		case "upstream_cluster":
-			prio = 2
-			if !bytes.HasPrefix(val, []byte(istioOutboundPrefix)) {
-				continue // inbound|…, PassthroughCluster, BlackHoleCluster: no callee name
-			}
-			val = val[bytes.LastIndexByte(val, '|')+1:]
-		case "server.address":
-			prio = 3
-		case "net.peer.name":
-			prio = 4
-		default:
-			continue
-		}
-		if prio >= bestPrio {
-			continue
-		}
-		if prio > 1 {
-			val = hostName(val)
-		}
-		if len(val) == 0 {
-			continue
-		}
-		best, bestPrio, mesh = val, prio, prio == 2
+// hint is the best peer name among a CLIENT span's attributes so far:
+// peer.service, then Envoy's upstream_cluster, server.address,
+// net.peer.name.
+type hint struct {
+	name []byte
+	prio int // 0: none; lower is better
+	mesh bool
+}
+
+// attr looks at one KeyValue. The key is compared before anything else is
+// parsed: most attributes are not hints.
+func (h *hint) attr(kv []byte) {
+	var key []byte
+	if len(kv) >= 2 && kv[0] == fKVKey<<3|2 && kv[1] < 0x80 && int(kv[1]) <= len(kv)-2 {
+		key = kv[2 : 2+kv[1]]
+	} else {
+		key, _ = stringKV(kv)
 	}
-	if best == nil {
+	prio := 0
+	switch string(key) {
+	case "peer.service":
+		prio = 1
+	case "upstream_cluster":
+		prio = 2
+	case "server.address":
+		prio = 3
+	case "net.peer.name":
+		prio = 4
+	default:
+		return
+	}
+	if h.prio != 0 && prio >= h.prio {
+		return
+	}
+	_, val := stringKV(kv)
+	if prio == 2 {
+		if !bytes.HasPrefix(val, []byte(istioOutboundPrefix)) {
+			return // inbound|…, PassthroughCluster, BlackHoleCluster: no callee name
+		}
+		val = val[bytes.LastIndexByte(val, '|')+1:]
+	}
+	if prio > 1 {
+		val = hostName(val)
+	}
+	if len(val) == 0 {
+		return
+	}
+	h.name, h.prio, h.mesh = val, prio, prio == 2
+}
+
+// peerID interns the hint; 0: none usable.
+func (sc *scanner) peerID(h *hint, svc uint32) uint32 {
+	if h.prio == 0 {
 		return 0
 	}
-	id := sc.names.intern(best)
+	id := sc.names.intern(h.name)
 	if id == svc {
 		return 0
 	}
-	if mesh {
+	if h.mesh {
 		if ni := sc.names.info(id); !ni.meshPeer.Load() {
 			ni.meshPeer.Store(true)
 		}

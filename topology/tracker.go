@@ -200,6 +200,8 @@ type shard struct {
 
 	maxSpans, maxPending, maxTraces, maxEdges int
 
+	stale counts // sink for verdicts older than the window
+
 	lastTrace uint64 // the trace of the previous span added: most requests carry a trace's spans together
 	lastIdx   int32
 	lastOK    bool
@@ -239,9 +241,14 @@ type svcWindow [numBuckets]struct {
 	c     counts
 }
 
+// at returns the bucket of epoch, reset if it held an older one; nil if
+// it already holds a newer one (a verdict that came too late to count).
 func (w *svcWindow) at(epoch int64) *counts {
 	b := &w[epoch%numBuckets]
-	if b.epoch != epoch {
+	switch {
+	case b.epoch > epoch:
+		return nil
+	case b.epoch < epoch:
 		b.epoch, b.c = epoch, counts{}
 	}
 	return &b.c
@@ -252,11 +259,17 @@ type edgeWindow [numBuckets]struct {
 	linked, hinted uint64
 }
 
+// svcAt returns service id's counts for epoch; a verdict too old for the
+// bucket ring goes to a scratch bucket nobody reads.
 func (sh *shard) svcAt(id uint32, epoch int64) *counts {
 	if int(id) >= len(sh.svc) {
 		sh.svc = append(sh.svc, make([]svcWindow, int(id)+1-len(sh.svc))...)
 	}
-	return sh.svc[id].at(epoch)
+	if c := sh.svc[id].at(epoch); c != nil {
+		return c
+	}
+	sh.stale = counts{}
+	return &sh.stale
 }
 
 func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, linked, hinted uint64) {
@@ -271,7 +284,10 @@ func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, linked, hin
 		sh.edges[k] = w
 	}
 	b := &w[epoch%numBuckets]
-	if b.epoch != epoch {
+	switch {
+	case b.epoch > epoch:
+		return
+	case b.epoch < epoch:
 		b.epoch, b.linked, b.hinted = epoch, 0, 0
 	}
 	b.linked += linked
@@ -296,11 +312,9 @@ func (sh *shard) orphan(t *Tracker, svc uint32, epoch int64) {
 func (sh *shard) add(t *Tracker, s *obsSpan, now int64) {
 	epoch := t.epoch(now)
 	key := spanKey(s.trace, s.id)
-	if len(sh.spans) >= sh.maxSpans {
-		for sh.spanQ.n > 0 && len(sh.spans) >= sh.maxSpans {
-			delete(sh.spans, sh.spanQ.pop().key)
-			t.evicted[tableSpans].Add(1)
-		}
+	if sh.spanQ.n >= sh.maxSpans {
+		delete(sh.spans, sh.spanQ.pop().key)
+		t.evicted[tableSpans].Add(1)
 	}
 	sh.spans[key] = s.svc
 	sh.spanQ.push(spanRec{key, now})
@@ -390,20 +404,25 @@ func (sh *shard) verdict(t *Tracker, q traceQRec, epoch int64, judge bool) {
 // expire settles what is due: children whose wait ended (linked or
 // orphan), span ids past retention, traces due for their root verdict.
 func (sh *shard) expire(t *Tracker, now int64) {
-	epoch := t.epoch(now)
+	// Verdicts count in the bucket of their deadline, not of the moment a
+	// reader or a request came by to settle them.
 	for sh.pending.n > 0 && sh.pending.front().deadline <= now {
 		p := sh.pending.pop()
 		if psvc, ok := sh.spans[p.parentKey]; ok {
-			sh.linked(t, psvc, p.svc, epoch)
+			sh.linked(t, psvc, p.svc, t.epoch(p.deadline))
 		} else {
-			sh.orphan(t, p.svc, epoch)
+			sh.orphan(t, p.svc, t.epoch(p.deadline))
 		}
 	}
 	for sh.spanQ.n > 0 && sh.spanQ.front().at+t.retainNs <= now {
 		delete(sh.spans, sh.spanQ.pop().key)
 	}
-	for sh.traceQ.n > 0 && sh.slab[sh.traceQ.front().idx].first+t.graceNs <= now {
-		sh.verdict(t, sh.traceQ.pop(), epoch, true)
+	for sh.traceQ.n > 0 {
+		due := sh.slab[sh.traceQ.front().idx].first + t.graceNs
+		if due > now {
+			break
+		}
+		sh.verdict(t, sh.traceQ.pop(), t.epoch(due), true)
 	}
 }
 

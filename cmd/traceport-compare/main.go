@@ -200,7 +200,9 @@ func compareAll(ctx context.Context, o options, logf func(string, ...any)) (*rep
 		return nil, err
 	}
 	logf("configs and logs of the systems under test: %s", e.dir)
+	rep.Machine.Tree = "the binary " + e.traceportBin
 	if e.traceportBin == "" {
+		rep.Machine.Tree = gitTree(root)
 		e.traceportBin = filepath.Join(e.dir, "traceport")
 		logf("building traceport ...")
 		if err := buildTraceport(root, e.traceportBin); err != nil {
@@ -319,6 +321,19 @@ func buildJaeger(root string) (string, error) {
 		return "", errors.New("build jaeger: no path printed")
 	}
 	return lines[len(lines)-1], nil
+}
+
+// gitTree names the commit of root, "+ local changes" when the tree differs.
+func gitTree(root string) string {
+	head, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "an unknown commit"
+	}
+	tree := "commit " + strings.TrimSpace(string(head))
+	if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		tree += " + local changes"
+	}
+	return tree
 }
 
 func commandLine(args []string) string {

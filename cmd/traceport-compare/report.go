@@ -29,6 +29,7 @@ type machine struct {
 	LoadBefore   string `json:"loadavg_before"`
 	LoadAfter    string `json:"loadavg_after"`
 	JaegerBinary string `json:"jaeger_binary"`
+	Tree         string `json:"tree"` // the commit traceport was built from
 }
 
 func readMachine() machine {
@@ -79,6 +80,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "Run %s on %d CPUs (%s), Linux %s, %s; %s. Load average before / after: %s / %s.\n",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), m.CPUs, m.CPUModel, m.Kernel, m.GoVersion, m.Pinned, m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(w, "traceport built from %s; Jaeger %s. ", m.Tree, m.JaegerBinary)
 	fmt.Fprintf(w, "Flat-out windows %v after %v of warm-up, latency windows %v; command: `%s`.\n\n",
 		r.Settings.Duration, r.Settings.Warmup, r.Settings.LatencyDuration, r.Command)
 

@@ -76,7 +76,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	exp.Start()
-	rc := receiver.New(cfg.receiverConfig(serverTLS), exp, reg, reg, log)
+	rcfg := cfg.receiverConfig(serverTLS)
+	rcfg.Accounts = exp.Accounts()
+	rc := receiver.New(rcfg, exp, reg, reg, log)
 
 	var listeners []net.Listener
 	for _, addr := range append([]string{cfg.Listen}, cfg.AlsoListen...) {

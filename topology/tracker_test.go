@@ -1,0 +1,453 @@
+package topology
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// clock is a settable time for the tracker's Now.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// sp is one span for a test request; ids are hex, parent "" is a root.
+type sp struct {
+	svc, ns           string
+	trace, id, parent string
+	kind              ptrace.SpanKind
+	attrs             map[string]string
+}
+
+// request serializes spans as an ExportTraceServiceRequest, one
+// ResourceSpans per (service, namespace), as the receiver hands it over.
+func request(t testing.TB, spans ...sp) []byte {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rss := map[string]ptrace.SpanSlice{}
+	for _, s := range spans {
+		k := s.svc + "/" + s.ns
+		ss, ok := rss[k]
+		if !ok {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", s.svc)
+			if s.ns != "" {
+				rs.Resource().Attributes().PutStr("k8s.namespace.name", s.ns)
+			}
+			ss = rs.ScopeSpans().AppendEmpty().Spans()
+			rss[k] = ss
+		}
+		span := ss.AppendEmpty()
+		var tid [16]byte
+		var id, parent [8]byte
+		mustHex(t, tid[:], s.trace)
+		mustHex(t, id[:], s.id)
+		span.SetTraceID(tid)
+		span.SetSpanID(id)
+		if s.parent != "" {
+			mustHex(t, parent[:], s.parent)
+			span.SetParentSpanID(parent)
+		}
+		span.SetKind(s.kind)
+		span.SetName("op")
+		for k, v := range s.attrs {
+			span.Attributes().PutStr(k, v)
+		}
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustHex(t testing.TB, dst []byte, s string) {
+	t.Helper()
+	s = strings.Repeat("0", 2*len(dst)-len(s)) + s
+	if _, err := hex.Decode(dst, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newTracker(t testing.TB, cfg Config) (*Tracker, *clock, *prometheus.Registry) {
+	t.Helper()
+	c := &clock{t: time.Unix(1766022480, 0)}
+	cfg.Now = c.now
+	reg := prometheus.NewRegistry()
+	return New(cfg, reg), c, reg
+}
+
+const (
+	gw      = "istio-ingressgateway.istio-system"
+	authSC  = "auth-api.auth" // the sidecar's Zipkin service
+	authApp = "auth-api"      // the SDK's service, namespace auth
+	cluster = "outbound|8000||auth-api.auth.svc.cluster.local"
+)
+
+// seedTrace is one request of the seed: gateway CLIENT (Zipkin) → auth's
+// sidecar SERVER (Zipkin) → auth's SDK SERVER (OTLP) → its DB CLIENT.
+func seedTrace(trace string, withSidecar bool) (zipkin, otlp []sp) {
+	zipkin = []sp{{svc: gw, trace: trace, id: "a1", kind: ptrace.SpanKindClient, attrs: map[string]string{"upstream_cluster": cluster}}}
+	if withSidecar {
+		zipkin = append(zipkin, sp{svc: authSC, trace: trace, id: "b1", parent: "a1", kind: ptrace.SpanKindServer, attrs: map[string]string{"upstream_cluster": "inbound|8000||"}})
+	}
+	otlp = []sp{
+		{svc: authApp, ns: "auth", trace: trace, id: "c1", parent: "b1", kind: ptrace.SpanKindServer},
+		{svc: authApp, ns: "auth", trace: trace, id: "c2", parent: "c1", kind: ptrace.SpanKindClient, attrs: map[string]string{"server.address": "postgres.db.svc.cluster.local:5432", "db.system.name": "postgresql"}},
+	}
+	return zipkin, otlp
+}
+
+func TestSeed(t *testing.T) {
+	f := func(t *testing.T, withSidecar bool, wantEdges []Edge, wantOrphans map[string]uint64, wantRootless uint64) {
+		t.Helper()
+		tr, c, reg := newTracker(t, Config{Grace: 30 * time.Second})
+		for i := 0; i < 10; i++ {
+			z, o := seedTrace(fmt.Sprintf("%032x", i+1), withSidecar)
+			// The app's SDK flushes first; Envoy's spans come a moment later.
+			tr.Observe("otlp_grpc", request(t, o...))
+			c.advance(time.Second)
+			tr.Observe("zipkin", request(t, z...))
+		}
+		c.advance(31 * time.Second)
+		if got := tr.Edges(); !equalEdges(got, wantEdges) {
+			t.Errorf("edges:\n got %+v\nwant %+v", got, wantEdges)
+		}
+		for svc, n := range wantOrphans {
+			if got := testutil.ToFloat64(collectorFor(reg, "traceport_orphan_spans_total", svc)); got != float64(n) {
+				t.Errorf("traceport_orphan_spans_total{service=%q} = %g, want %d", svc, got, n)
+			}
+		}
+		var rootless uint64
+		for _, h := range tr.Health() {
+			rootless += h.Rootless
+			if h.Orphans != wantOrphans[h.Service] {
+				t.Errorf("health %s: %d orphans, want %d", h.Service, h.Orphans, wantOrphans[h.Service])
+			}
+		}
+		if rootless != wantRootless {
+			t.Errorf("rootless traces (summed over services) = %d, want %d", rootless, wantRootless)
+		}
+	}
+	t.Run("healthy", func(t *testing.T) {
+		f(t, true, []Edge{
+			{Parent: authApp, Child: "postgres.db", Hinted: 10},
+			{Parent: authSC, Child: authApp, Calls: 10, ChildReports: true},
+			{Parent: gw, Child: authSC, Calls: 10, Hinted: 10, ChildReports: true},
+		}, map[string]uint64{}, 0)
+	})
+	t.Run("sidecar path cut", func(t *testing.T) {
+		// The gateway still names auth-api.auth as its upstream, but no span
+		// of auth links to it: the edge Jaeger would draw is gone, and every
+		// SDK SERVER span is an orphan. The hinted callee auth-api.auth is the
+		// workload of the SDK's auth-api, so the broken edge points there.
+		f(t, false, []Edge{
+			{Parent: authApp, Child: "postgres.db", Hinted: 10},
+			{Parent: gw, Child: authApp, Hinted: 10, ChildReports: true},
+		}, map[string]uint64{authApp: 10}, 0)
+	})
+}
+
+func equalEdges(a, b []Edge) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// collectorFor picks one series out of the registry for testutil.
+func collectorFor(reg *prometheus.Registry, name, service string) prometheus.Collector {
+	return gathered{reg, name, service}
+}
+
+type gathered struct {
+	reg           *prometheus.Registry
+	name, service string
+}
+
+func (g gathered) Describe(chan<- *prometheus.Desc) {}
+func (g gathered) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := g.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != g.name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == g.service {
+					ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(g.name, "", nil, nil), prometheus.CounterValue, m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+}
+
+func TestVerdicts(t *testing.T) {
+	type step struct {
+		after    time.Duration // clock advance before observing
+		protocol string
+		spans    []sp
+	}
+	f := func(name string, steps []step, wait time.Duration, want []ServiceHealth, wantEdges []Edge) {
+		t.Run(name, func(t *testing.T) {
+			tr, c, _ := newTracker(t, Config{Grace: 10 * time.Second, Window: time.Minute})
+			for _, s := range steps {
+				c.advance(s.after)
+				tr.Observe(s.protocol, request(t, s.spans...))
+			}
+			c.advance(wait)
+			got := tr.Health()
+			if len(got) != len(want) {
+				t.Fatalf("health:\n got %+v\nwant %+v", got, want)
+			}
+			for i := range want {
+				g := got[i]
+				g.Ratio, g.RootRate = 0, 0
+				if g != want[i] {
+					t.Errorf("health[%d]:\n got %+v\nwant %+v", i, g, want[i])
+				}
+			}
+			if e := tr.Edges(); !equalEdges(e, wantEdges) {
+				t.Errorf("edges:\n got %+v\nwant %+v", e, wantEdges)
+			}
+		})
+	}
+	root := sp{svc: "a", trace: "1", id: "1", kind: ptrace.SpanKindServer}
+	child := sp{svc: "b", trace: "1", id: "2", parent: "1", kind: ptrace.SpanKindServer}
+	a := func(spans, orphans, traces, rootless uint64) ServiceHealth {
+		return ServiceHealth{Service: "a", Workload: "a", Spans: spans, Orphans: orphans, Traces: traces, Rootless: rootless}
+	}
+	b := func(spans, orphans, traces, rootless uint64) ServiceHealth {
+		return ServiceHealth{Service: "b", Workload: "b", Spans: spans, Orphans: orphans, Traces: traces, Rootless: rootless}
+	}
+	ab := []Edge{{Parent: "a", Child: "b", Calls: 1, ChildReports: true}}
+
+	f("parent first", []step{{0, "zipkin", []sp{root}}, {time.Second, "otlp_http", []sp{child}}}, 11*time.Second,
+		[]ServiceHealth{a(1, 0, 1, 0), b(1, 0, 1, 0)}, ab)
+	f("child first, parent within grace", []step{{0, "otlp_http", []sp{child}}, {9 * time.Second, "zipkin", []sp{root}}}, 2*time.Second,
+		[]ServiceHealth{a(1, 0, 1, 0), b(1, 0, 1, 0)}, ab)
+	f("child first, parent too late", []step{{0, "otlp_http", []sp{child}}, {11 * time.Second, "zipkin", []sp{root}}}, 11*time.Second,
+		// The trace was judged rootless at 10 s; the late root opens it again.
+		[]ServiceHealth{a(1, 0, 1, 0), b(1, 1, 1, 1)}, nil)
+	f("parent never", []step{{0, "otlp_http", []sp{child}}}, 10*time.Second,
+		[]ServiceHealth{b(1, 1, 1, 1)}, nil)
+	f("still waiting", []step{{0, "otlp_http", []sp{child}}}, 9*time.Second,
+		nil, nil)
+	f("same request", []step{{0, "otlp_http", []sp{child, root}}}, 10*time.Second,
+		[]ServiceHealth{a(1, 0, 1, 0), b(1, 0, 1, 0)}, ab)
+	f("out of the window", []step{{0, "otlp_http", []sp{root, child}}}, 2*time.Minute,
+		nil, nil)
+	f("same span ids, other trace", []step{{0, "zipkin", []sp{root}}, {0, "otlp_http", []sp{{svc: "b", trace: "2", id: "2", parent: "1"}}}}, 10*time.Second,
+		[]ServiceHealth{a(1, 0, 1, 0), b(1, 1, 1, 1)}, nil)
+}
+
+func TestBounds(t *testing.T) {
+	tr, c, reg := newTracker(t, Config{Grace: 10 * time.Second, MaxSpans: 8 * numShards, MaxPending: 4 * numShards, MaxTraces: 8 * numShards, MaxEdges: numShards, MaxNames: 3})
+	for i := 0; i < 1000; i++ {
+		tid := hex.EncodeToString([]byte{byte(i >> 8), byte(i)})
+		tr.Observe("otlp_grpc", request(t, sp{svc: "svc" + string(rune('a'+i%5)), trace: tid, id: "1", parent: "2"}))
+	}
+	st := tr.Stats()
+	if st.Spans > 8*numShards || st.Pending > 4*numShards || st.Traces > 8*numShards {
+		t.Errorf("tables over their bounds: %+v", st)
+	}
+	if st.Evicted["spans"] == 0 || st.Evicted["pending"] == 0 || st.Evicted["traces"] == 0 {
+		t.Errorf("evictions not counted: %+v", st.Evicted)
+	}
+	c.advance(11 * time.Second)
+	var orphans uint64
+	services := map[string]bool{}
+	for _, h := range tr.Health() {
+		orphans += h.Orphans
+		services[h.Service] = true
+	}
+	if orphans == 0 || orphans > 4*numShards {
+		t.Errorf("%d orphans judged; want some, at most the pending bound %d", orphans, 4*numShards)
+	}
+	if len(services) != 4 || !services[overflowName] {
+		t.Errorf("services %v: want 3 and %q (MaxNames 3)", services, overflowName)
+	}
+	if n := testutil.CollectAndCount(reg, "traceport_orphan_spans_total"); n != 4 {
+		t.Errorf("traceport_orphan_spans_total has %d series, want 4", n)
+	}
+}
+
+func TestHostName(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := string(hostName([]byte(in))); got != want {
+			t.Errorf("hostName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f("auth-api.auth.svc.cluster.local", "auth-api.auth")
+	f("auth-api.auth.svc.cluster.local:8000", "auth-api.auth")
+	f("auth-api.auth.svc", "auth-api.auth")
+	f("auth-api.auth.svc.corp.example:80", "auth-api.auth")
+	f("inventory", "inventory")
+	f("inventory:8080", "inventory")
+	f("api.example.com", "api.example.com")
+	f("10.96.12.7", "")
+	f("10.96.12.7:8080", "")
+	f("[::1]:8080", "")
+	f("fe80::1", "")
+	f("", "")
+}
+
+func TestPeerHints(t *testing.T) {
+	f := func(attrs map[string]string, want string) {
+		t.Helper()
+		tr, c, _ := newTracker(t, Config{})
+		tr.Observe("zipkin", request(t, sp{svc: "caller", trace: "1", id: "1", kind: ptrace.SpanKindClient, attrs: attrs}))
+		c.advance(time.Minute)
+		var got string
+		for _, e := range tr.Edges() {
+			got = e.Child
+		}
+		if got != want {
+			t.Errorf("attrs %v: hinted callee %q, want %q", attrs, got, want)
+		}
+	}
+	f(map[string]string{"upstream_cluster": cluster}, "auth-api.auth")
+	f(map[string]string{"upstream_cluster": cluster, "peer.service": "auth"}, "auth")
+	f(map[string]string{"upstream_cluster": "inbound|8000||"}, "")
+	f(map[string]string{"upstream_cluster": "PassthroughCluster", "server.address": "api.stripe.com"}, "api.stripe.com")
+	f(map[string]string{"server.address": "inventory", "net.peer.name": "other"}, "inventory")
+	f(map[string]string{"net.peer.name": "redis.cache.svc.cluster.local"}, "redis.cache")
+	f(map[string]string{"server.address": "10.0.0.1"}, "")
+	f(map[string]string{"server.address": "caller"}, "") // itself
+	f(map[string]string{"http.url": "http://x"}, "")
+}
+
+func TestWorkload(t *testing.T) {
+	tr, _, _ := newTracker(t, Config{})
+	tr.Observe("otlp_grpc", request(t,
+		sp{svc: "auth-api", ns: "auth", trace: "1", id: "1"},
+		sp{svc: "chat-api.chat", ns: "chat", trace: "1", id: "2"},
+		sp{svc: "plain", trace: "1", id: "3"},
+	))
+	tr.Observe("zipkin", request(t, sp{svc: gw, trace: "2", id: "1", kind: ptrace.SpanKindClient, attrs: map[string]string{"upstream_cluster": cluster}}))
+	f := func(service, want string) {
+		t.Helper()
+		if got := tr.Workload(service); got != want {
+			t.Errorf("Workload(%q) = %q, want %q", service, got, want)
+		}
+	}
+	f("auth-api", "auth-api.auth")
+	f("chat-api.chat", "chat-api.chat")
+	f("plain", "plain")
+	f("never-seen", "never-seen")
+	f(gw, gw)
+	if !tr.MeshCallee("auth-api.auth") || tr.MeshCallee("chat-api.chat") {
+		t.Errorf("MeshCallee: auth-api.auth is named by the gateway's upstream_cluster, chat-api.chat is not")
+	}
+}
+
+// seedGraph is the seed's cluster with the auth workload's sidecar path
+// cut and the others healthy: the input of the golden files.
+func seedGraph(t testing.TB) *Tracker {
+	t.Helper()
+	tr, c, _ := newTracker(t, Config{})
+	apps := []struct{ app, ns string }{{"auth-api", "auth"}, {"chat-api", "chat"}, {"scan-api", "scan"}}
+	for i := 0; i < 4; i++ {
+		for j, a := range apps {
+			trace := hex.EncodeToString([]byte{byte(i), byte(j), 1})
+			sc := a.app + "." + a.ns
+			z := []sp{{svc: gw, trace: trace, id: "a1", kind: ptrace.SpanKindClient, attrs: map[string]string{"upstream_cluster": "outbound|8000||" + sc + ".svc.cluster.local"}}}
+			if a.app != "auth-api" {
+				z = append(z, sp{svc: sc, trace: trace, id: "b1", parent: "a1", kind: ptrace.SpanKindServer})
+			}
+			o := []sp{{svc: a.app, ns: a.ns, trace: trace, id: "c1", parent: "b1", kind: ptrace.SpanKindServer}}
+			if a.app == "chat-api" {
+				o = append(o, sp{svc: a.app, ns: a.ns, trace: trace, id: "c2", parent: "c1", kind: ptrace.SpanKindClient,
+					attrs: map[string]string{"server.address": "auth-api.auth.svc.cluster.local"}})
+			}
+			tr.Observe("zipkin", request(t, z...))
+			tr.Observe("otlp_grpc", request(t, o...))
+		}
+	}
+	c.advance(31 * time.Second)
+	return tr
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", path, got)
+	}
+}
+
+func TestDependenciesGolden(t *testing.T) {
+	tr := seedGraph(t)
+	for _, q := range []struct{ query, file string }{{"", "dependencies.json"}, {"?hints=true", "dependencies-hints.json"}} {
+		rec := httptest.NewRecorder()
+		tr.DependenciesHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/dependencies"+q.query, nil))
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		var shape struct {
+			Data []struct {
+				Parent, Child string
+				CallCount     int
+			}
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &shape); err != nil || len(shape.Data) == 0 {
+			t.Errorf("not Jaeger's shape (%v): %s", err, rec.Body)
+		}
+		golden(t, q.file, rec.Body.Bytes())
+	}
+}
+
+func TestSVGGolden(t *testing.T) {
+	tr := seedGraph(t)
+	var b bytes.Buffer
+	if err := WriteSVG(&b, tr.Edges(), tr.Health()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "graph.svg", b.Bytes())
+	for _, want := range []string{
+		`class="edge linked" data-parent="istio-ingressgateway.istio-system" data-child="chat-api.chat"`,
+		`class="edge broken" data-parent="istio-ingressgateway.istio-system" data-child="auth-api"`,
+		`data-service="auth-api"`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("SVG lacks %s", want)
+		}
+	}
+	var empty bytes.Buffer
+	WriteSVG(&empty, nil, nil)
+	golden(t, "graph-empty.svg", empty.Bytes())
+}
