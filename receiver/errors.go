@@ -29,13 +29,14 @@ const (
 	reasonNotFound            reason = "not_found"              // no such path or gRPC method
 	reasonQueueFull           reason = "queue_full"             // backpressure: the export queue has no room
 	reasonShuttingDown        reason = "shutting_down"          // SIGTERM received; readiness already false
+	reasonMemoryLimit         reason = "memory_limit"           // above the soft share of --memory-limit
 )
 
 // allReasons lists every reason so counters start at zero and alerts see them.
 var allReasons = []reason{
 	reasonMalformed, reasonInvalidSpan, reasonUnsupportedMedia, reasonUnsupportedEncoding,
 	reasonTooLarge, reasonDecompress, reasonReadBody, reasonMethod, reasonNotFound,
-	reasonQueueFull, reasonShuttingDown,
+	reasonQueueFull, reasonShuttingDown, reasonMemoryLimit,
 }
 
 // reply is how one reason is answered on each transport. Retryable reasons
@@ -57,6 +58,7 @@ var replies = map[reason]struct {
 	reasonNotFound:            {http.StatusNotFound, codes.Unimplemented},
 	reasonQueueFull:           {http.StatusTooManyRequests, codes.ResourceExhausted}, // with RetryInfo / Retry-After: retryable
 	reasonShuttingDown:        {http.StatusServiceUnavailable, codes.Unavailable},
+	reasonMemoryLimit:         {http.StatusTooManyRequests, codes.ResourceExhausted}, // with RetryInfo / Retry-After: retryable
 }
 
 // refusal is an error that carries its reason, the client-facing message and,

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
@@ -66,6 +68,12 @@ func (rc *Receiver) newGRPCServer() *grpc.Server {
 	s := grpc.NewServer(
 		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.MaxRecvMsgSize(int(rc.cfg.MaxRequestBytes)),
+		grpc.MaxConcurrentStreams(rc.cfg.MaxStreams),
+		grpc.ConnectionTimeout(rc.cfg.ReadHeaderTimeout),
+		grpc.MaxHeaderListSize(64<<10),
+		// Clients pinging more often than this are cut off (HTTP/2 abuse).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: rc.cfg.IdleTimeout}),
 		grpc.InTapHandle(rc.tap),
 		grpc.UnknownServiceHandler(rc.unknownGRPC),
 	)

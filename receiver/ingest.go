@@ -43,6 +43,9 @@ func (rc *Receiver) admit(retrying bool) *refusal {
 	if rc.shuttingDown.Load() {
 		return refuse(reasonShuttingDown, "traceport is shutting down; send to another instance")
 	}
+	if rc.memory.overLimit() {
+		return &refusal{reason: reasonMemoryLimit, msg: "traceport is near its memory limit (--memory-limit); retry later", retryAfter: time.Second}
+	}
 	if ok, after := rc.sink.Admit(retrying); !ok {
 		return &refusal{reason: reasonQueueFull, msg: "traceport's export queue is full; retry later", retryAfter: after}
 	}

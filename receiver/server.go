@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 
 	"github.com/traceport/traceport/translate"
@@ -27,6 +28,10 @@ type Config struct {
 	TLS               *tls.Config   // nil: plaintext (HTTP/1.1 and h2c)
 	ReadHeaderTimeout time.Duration // slow clients: time to send headers (and, for HTTP/2, the first request)
 	IdleTimeout       time.Duration // idle keep-alive connections are closed after this
+	ReadTimeout       time.Duration // whole request, body included (slow uploads)
+	MaxConnections    int           // open connections per listener; 0: no limit
+	MaxStreams        uint32        // concurrent HTTP/2 streams per connection
+	MemoryLimit       int64         // bytes; above 80% new requests are refused; 0: no guard
 
 	// Accounts, if set, is the sink's collector of span accounts (exported,
 	// dropped, queued, in flight). The receiver collects it together with
@@ -60,6 +65,7 @@ type Receiver struct {
 	native *connListener // HTTP/2 connections whose first request is gRPC
 	plain  *connListener // everything else, served by net/http
 
+	memory       *memoryGuard
 	ready        atomic.Bool
 	shuttingDown atomic.Bool
 
@@ -77,6 +83,12 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = time.Minute
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = 100
+	}
 	rc := &Receiver{
 		cfg:     cfg,
 		sink:    sink,
@@ -84,6 +96,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		sources: newSources(cfg.MaxServices, cfg.Accounts, reg),
 		metrics: promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}),
 		native:  newConnListener(),
+		memory:  newMemoryGuard(cfg.MemoryLimit),
 		plain:   newConnListener(),
 	}
 	rc.grpc = rc.newGRPCServer()
@@ -95,8 +108,14 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		Handler:           rc,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		MaxHeaderBytes:    64 << 10,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: int(cfg.MaxStreams),
+			MaxReadFrameSize:     1 << 20,
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	go rc.grpc.Serve(rc.native)
 	go rc.http.Serve(rc.plain)
@@ -112,6 +131,9 @@ func (rc *Receiver) Serve(ln net.Listener) error {
 		rc.mu.Unlock()
 		ln.Close()
 		return http.ErrServerClosed
+	}
+	if rc.cfg.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, rc.cfg.MaxConnections)
 	}
 	rc.listeners = append(rc.listeners, ln)
 	rc.serving.Add(1)
@@ -236,6 +258,7 @@ func (rc *Receiver) Shutdown(ctx context.Context) error {
 	}
 	rc.native.Close()
 	rc.plain.Close()
+	rc.memory.close()
 	return err
 }
 

@@ -230,30 +230,74 @@ func (sc *scanner) span(b []byte, svc uint32) {
 	var traceID, spanID, parentID []byte
 	var kind uint64
 	var h hint
-	attrsBeforeKind := false
-	for rest := b; len(rest) > 0; {
-		f, n := nextField(rest)
-		if n < 0 {
-			return
-		}
-		rest = rest[n:]
-		switch f.num {
-		case fSpanTraceID:
-			traceID = f.v
-		case fSpanID:
-			spanID = f.v
-		case fSpanParentID:
-			parentID = f.v
-		case fSpanKind:
-			kind = f.x
-		case fSpanAttributes:
-			// Encoders write kind (6) before attributes (9); only CLIENT
-			// spans name a peer, so the others skip their attributes.
-			if kind == kindClient {
-				h.attr(f.v)
-			} else if kind == 0 {
-				attrsBeforeKind = true
+	attrLo, attrHi := -1, -1 // attributes seen before the kind, to look at again
+	// The loop is nextField inlined by hand for the shapes spans have
+	// (one-byte tags): it runs for every field of every span.
+	for i := 0; i < len(b); {
+		tag := b[i]
+		if tag >= 0x80 {
+			_, n := nextField(b[i:]) // no span field we read has a two-byte tag
+			if n < 0 {
+				return
 			}
+			i += n
+			continue
+		}
+		at := i
+		i++
+		switch tag & 7 {
+		case 2:
+			if i >= len(b) {
+				return
+			}
+			l := int(b[i])
+			i++
+			if l >= 0x80 {
+				v, m := protowire.ConsumeVarint(b[i-1:])
+				if m < 0 || v > uint64(len(b)) {
+					return
+				}
+				l, i = int(v), i-1+m
+			}
+			if l > len(b)-i {
+				return
+			}
+			switch tag >> 3 {
+			case fSpanTraceID:
+				traceID = b[i : i+l]
+			case fSpanID:
+				spanID = b[i : i+l]
+			case fSpanParentID:
+				parentID = b[i : i+l]
+			case fSpanAttributes:
+				// Only CLIENT spans name a peer. protobuf-go (SDKs) writes
+				// the kind (6) before the attributes (9); pdata (the
+				// receiver's Zipkin conversion) writes fields in reverse.
+				if kind == kindClient {
+					h.attr(b[i : i+l])
+				} else if kind == 0 {
+					if attrLo < 0 {
+						attrLo = at
+					}
+					attrHi = i + l
+				}
+			}
+			i += l
+		case 0:
+			v, m := protowire.ConsumeVarint(b[i:])
+			if m < 0 {
+				return
+			}
+			if tag>>3 == fSpanKind {
+				kind = v
+			}
+			i += m
+		case 1:
+			i += 8
+		case 5:
+			i += 4
+		default:
+			return
 		}
 	}
 	if len(traceID) != 16 || len(spanID) != 8 {
@@ -268,9 +312,8 @@ func (sc *scanner) span(b []byte, svc uint32) {
 		s.parent = binary.LittleEndian.Uint64(parentID)
 	}
 	if kind == kindClient {
-		if attrsBeforeKind {
-			h = hint{}
-			for rest := b; len(rest) > 0; {
+		if attrLo >= 0 {
+			for rest := b[attrLo:attrHi]; len(rest) > 0; {
 				f, n := nextField(rest)
 				if n < 0 {
 					break
@@ -299,10 +342,15 @@ type hint struct {
 // parsed: most attributes are not hints.
 func (h *hint) attr(kv []byte) {
 	var key []byte
-	if len(kv) >= 2 && kv[0] == fKVKey<<3|2 && kv[1] < 0x80 && int(kv[1]) <= len(kv)-2 {
-		key = kv[2 : 2+kv[1]]
-	} else {
-		key, _ = stringKV(kv)
+	for rest := kv; len(rest) > 0; {
+		f, n := nextField(rest)
+		if n < 0 {
+			return
+		}
+		rest = rest[n:]
+		if f.num == fKVKey && f.typ == protowire.BytesType {
+			key = f.v
+		}
 	}
 	prio := 0
 	switch string(key) {

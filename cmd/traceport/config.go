@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +38,11 @@ type Config struct {
 	MaxServices     int
 	SummaryInterval time.Duration
 	ReadHeaderTime  time.Duration
+	ReadTimeout     time.Duration
 	IdleTimeout     time.Duration
+	MaxConnections  int
+	MaxStreams      int
+	MemoryLimit     byteSize
 
 	ZipkinProtoLittleEndianIDs bool
 
@@ -73,6 +78,10 @@ func defaultConfig() Config {
 		MaxServices:          1000,
 		SummaryInterval:      time.Minute,
 		ReadHeaderTime:       10 * time.Second,
+		ReadTimeout:          time.Minute,
+		MaxConnections:       4096,
+		MaxStreams:           100,
+		MemoryLimit:          byteSize(receiver.MemoryLimitFromCgroup()),
 		IdleTimeout:          2 * time.Minute,
 		JaegerProtocol:       exp.Protocol,
 		JaegerCompression:    exp.Compression,
@@ -108,7 +117,11 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxServices, "max-services", c.MaxServices, "distinct service label values; spans of further services are counted as \"_other\"")
 	fs.DurationVar(&c.SummaryInterval, "summary-interval", c.SummaryInterval, "log one line per interval with the spans seen per source (0: never)")
 	fs.DurationVar(&c.ReadHeaderTime, "read-header-timeout", c.ReadHeaderTime, "time a client has to send its request headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time a client has to send a whole HTTP request, body included (slow uploads are cut off)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections are closed after this")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open connections per listener; more wait in the kernel's backlog (0: no limit)")
+	fs.IntVar(&c.MaxStreams, "max-concurrent-streams", c.MaxStreams, "concurrent HTTP/2 streams (requests) per connection, gRPC included")
+	fs.Var(&c.MemoryLimit, "memory-limit", "memory limit in bytes (K/M/G/Ki/Mi/Gi suffixes), default the container's cgroup limit: sets GOMEMLIMIT, and above 80% of it requests are refused with 429 / RESOURCE_EXHAUSTED (0: no guard)")
 	fs.BoolVar(&c.ZipkinProtoLittleEndianIDs, "zipkin-proto-little-endian-ids", c.ZipkinProtoLittleEndianIDs, "read Zipkin proto span/parent ids in little-endian byte order, as Envoy's HTTP_PROTO writes them")
 
 	fs.StringVar(&c.Jaeger, "jaeger", c.Jaeger, "Jaeger's HOST:PORT to forward to; empty: count spans and discard them")
@@ -259,6 +272,15 @@ func (c *Config) check() error {
 	if c.MaxRequestBytes < 1024 {
 		bad("max-request-bytes %d: want at least 1024", c.MaxRequestBytes)
 	}
+	if c.MaxConnections < 0 {
+		bad("max-connections %d: want >= 0", c.MaxConnections)
+	}
+	if c.MaxStreams < 1 {
+		bad("max-concurrent-streams %d: want at least 1", c.MaxStreams)
+	}
+	if c.MemoryLimit < 0 || c.MemoryLimit > 0 && c.MemoryLimit < 32<<20 {
+		bad("memory-limit %d: want 0 (no guard) or at least 32Mi", c.MemoryLimit)
+	}
 	if c.MaxServices < 1 {
 		bad("max-services %d: want at least 1", c.MaxServices)
 	}
@@ -288,7 +310,11 @@ func (c *Config) receiverConfig(tlsConf *tls.Config) receiver.Config {
 		Zipkin:            translate.ZipkinOptions{ProtoIDsLittleEndian: c.ZipkinProtoLittleEndianIDs},
 		TLS:               tlsConf,
 		ReadHeaderTimeout: c.ReadHeaderTime,
+		ReadTimeout:       c.ReadTimeout,
 		IdleTimeout:       c.IdleTimeout,
+		MaxConnections:    c.MaxConnections,
+		MaxStreams:        uint32(c.MaxStreams),
+		MemoryLimit:       int64(c.MemoryLimit),
 	}
 }
 
@@ -387,5 +413,30 @@ func (h *headerMap) Set(v string) error {
 		*h = headerMap{}
 	}
 	(*h)[k] = strings.TrimSpace(val)
+	return nil
+}
+
+// byteSize is a size flag: 536870912, 512Mi, 1G.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	v = strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q: want a size in bytes, e.g. 536870912 or 512Mi", v)
+	}
+	*b = byteSize(n * mult)
 	return nil
 }

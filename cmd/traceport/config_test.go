@@ -114,7 +114,7 @@ func TestREADMEFlagsTable(t *testing.T) {
 		}
 		line := string(readme[i:])
 		line = line[:strings.IndexByte(line, '\n')]
-		if d := f.DefValue; d != "" && d != "false" && d != "[]" && !strings.Contains(line, "`"+d+"`") {
+		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "[]" && !strings.Contains(line, "`"+d+"`") {
 			t.Errorf("README row for --%s does not show its default %q: %s", f.Name, d, line)
 		}
 	})

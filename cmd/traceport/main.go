@@ -47,6 +47,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 0
 	}
 	log := newLogger(cfg, stderr)
+	receiver.SetGoMemoryLimit(int64(cfg.MemoryLimit))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, log); err != nil {

@@ -1,0 +1,95 @@
+package receiver
+
+import (
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// memoryGuard refuses new work while the process uses more than a soft share
+// of its memory limit, before any body is read: clients get a retryable
+// refusal instead of the node's OOM killer getting traceport.
+type memoryGuard struct {
+	soft uint64 // bytes; 0 disables the guard
+	over atomic.Bool
+	stop chan struct{}
+}
+
+// softMemoryShare of --memory-limit is where the door closes. The rest is
+// headroom for requests already admitted and for the garbage collector,
+// which GOMEMLIMIT (set to the limit) makes work harder near it.
+const softMemoryShare = 0.8
+
+func newMemoryGuard(limit int64) *memoryGuard {
+	g := &memoryGuard{stop: make(chan struct{})}
+	if limit <= 0 {
+		return g
+	}
+	g.soft = uint64(float64(limit) * softMemoryShare)
+	go g.watch(50 * time.Millisecond)
+	return g
+}
+
+// watch samples the runtime's own view of memory (what GOMEMLIMIT counts:
+// all memory mapped by the Go runtime less what was returned to the OS).
+func (g *memoryGuard) watch(every time.Duration) {
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		metrics.Read(samples)
+		used := samples[0].Value.Uint64() - samples[1].Value.Uint64()
+		g.over.Store(used > g.soft)
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (g *memoryGuard) overLimit() bool { return g.over.Load() }
+
+func (g *memoryGuard) close() {
+	select {
+	case <-g.stop:
+	default:
+		close(g.stop)
+	}
+}
+
+// MemoryLimitFromCgroup returns the container's memory limit (cgroup v2, then
+// v1), or 0 when there is none.
+func MemoryLimitFromCgroup() int64 {
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "max" {
+			return 0
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 || n >= 1<<62 { // v1 says "no limit" with a huge number
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
+// SetGoMemoryLimit makes the garbage collector keep the heap under limit,
+// unless GOMEMLIMIT is set in the environment (an operator's choice wins).
+func SetGoMemoryLimit(limit int64) {
+	if limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit)
+	}
+}
