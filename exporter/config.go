@@ -45,6 +45,21 @@ type Config struct {
 	BatchTimeout time.Duration
 	// QueueSpans is the queue's capacity in spans (default 100000).
 	QueueSpans int
+	// QueueDir, when set, makes the queue persistent: every push is written
+	// to a write-ahead log there before Push returns, replayed on start
+	// and deleted once settled. The queue stays in memory too, so
+	// QueueSpans still bounds it; the log makes it survive a crash.
+	QueueDir string
+	// QueueMaxBytes bounds the log's disk use (default 1 GiB); beyond it
+	// pushes are refused as queue_full, as at QueueSpans.
+	QueueMaxBytes int64
+	// QueueFsync is when the log is fsynced: always (default: before Push
+	// returns, group-committed across concurrent pushes), interval (every
+	// QueueFsyncInterval; a machine crash loses up to that much of what
+	// was acknowledged) or never (the kernel decides; a process crash
+	// loses nothing, a machine crash may).
+	QueueFsync         string
+	QueueFsyncInterval time.Duration
 	// Senders is the number of concurrent exports (default 4).
 	Senders int
 	// Timeout bounds one export attempt (default 5s).
@@ -90,6 +105,13 @@ func (c *Config) SetDefaults() {
 	def(&c.BatchMaxBytes, 4_000_000)
 	defDur(&c.BatchTimeout, 200*time.Millisecond)
 	def(&c.QueueSpans, 100_000)
+	if c.QueueMaxBytes == 0 {
+		c.QueueMaxBytes = 1 << 30
+	}
+	if c.QueueFsync == "" {
+		c.QueueFsync = FsyncAlways
+	}
+	defDur(&c.QueueFsyncInterval, 100*time.Millisecond)
 	def(&c.Senders, 4)
 	defDur(&c.Timeout, 5*time.Second)
 	defDur(&c.RetryInitialInterval, time.Second)
@@ -144,6 +166,15 @@ func (c *Config) Validate() error {
 	if c.RetryMaxInterval > 0 && c.RetryInitialInterval > c.RetryMaxInterval {
 		bad("retry-initial-interval %v: more than retry-max-interval %v", c.RetryInitialInterval, c.RetryMaxInterval)
 	}
+	switch c.QueueFsync {
+	case FsyncAlways, FsyncInterval, FsyncNever:
+	default:
+		bad("queue-fsync %q: want %s, %s or %s", c.QueueFsync, FsyncAlways, FsyncInterval, FsyncNever)
+	}
+	if c.QueueMaxBytes < 1<<20 {
+		bad("queue-max-bytes %d: want at least 1048576 (1 MiB)", c.QueueMaxBytes)
+	}
+	positiveDur("queue-fsync-interval", c.QueueFsyncInterval)
 	if c.BatchMaxSpans > c.QueueSpans {
 		bad("batch-max-spans %d: more than queue-spans %d, a batch could never fill", c.BatchMaxSpans, c.QueueSpans)
 	}

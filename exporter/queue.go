@@ -7,6 +7,7 @@ type item struct {
 	data  []byte
 	spans int
 	at    time.Time // when it was queued, for BatchTimeout
+	ref   walRef    // its record in the persistent queue, if any
 }
 
 // memQueue is the in-memory FIFO of pushes, counted in spans. It is the one
@@ -72,8 +73,8 @@ func (q *memQueue) take(dst []item, maxSpans, maxBytes int) []item {
 }
 
 // ack tells the queue that taken pushes are settled (exported or counted as
-// dropped). A memory queue has nothing to do; a WAL would advance its
-// checkpoint here.
+// dropped). A memory queue has nothing to do; the persistent queue's log
+// (wal.ack) forgets them, outside the Exporter's lock.
 func (q *memQueue) ack([]item) {}
 
 // drain empties the queue and returns how many spans it held.

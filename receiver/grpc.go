@@ -146,14 +146,15 @@ func (rc *Receiver) otlpExport(_ context.Context, dec func(any) error) (any, err
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
-	counts, err := translate.ScanOTLP(req.data, nil)
+	data, counts, rejected, err := scanOTLP(req.data)
 	if err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, refuse(reasonMalformed, "%v", err))
 	}
-	if err := rc.ingest(protoOTLPGRPC, encProto, req.data, counts, true); err != nil {
+	rc.sources.rejectSpans(protoOTLPGRPC, reasonInvalidSpan, rejected.Spans)
+	if err := rc.ingest(protoOTLPGRPC, encProto, data, counts, true); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
-	return &rawMessage{data: translate.OTLPPartialSuccess(0, "")}, nil
+	return &rawMessage{data: translate.OTLPPartialSuccess(int64(rejected.Spans), rejected.Reason)}, nil
 }
 
 func (rc *Receiver) jaegerPostSpans(_ context.Context, dec func(any) error) (any, error) {

@@ -36,6 +36,8 @@ type h2Sniffer struct {
 	frames []byte // raw frames read, the ACK of our SETTINGS removed
 	acked  bool   // the client's ACK of emptySettingsFrame was seen and removed
 	block  []byte // header block fragments of the first HEADERS
+
+	afterFirstFrame func() // called once the client's first frame is in
 }
 
 var errSniffGaveUp = errors.New("no request headers within the sniffing limit")
@@ -55,6 +57,9 @@ func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 			return false, err
 		}
 		payload := s.frames[start+9:]
+		if start == 0 && s.afterFirstFrame != nil {
+			s.afterFirstFrame()
+		}
 		switch typ {
 		case frameSettings:
 			if flags&flagAck != 0 && !s.acked && length == 0 {

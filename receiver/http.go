@@ -157,13 +157,16 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		data   []byte
-		counts []translate.ServiceCount
-		err    error
+		data     []byte
+		counts   []translate.ServiceCount
+		rejected translate.Rejected
+		err      error
 	)
 	if enc == encProto {
-		counts, err = translate.ScanOTLP(body.Bytes(), nil)
-		data = bytes.Clone(body.Bytes()) // the body buffer goes back to the pool
+		data, counts, rejected, err = scanOTLP(body.Bytes())
+		if err == nil && rejected.Spans == 0 {
+			data = bytes.Clone(data) // the body buffer goes back to the pool
+		}
 	} else {
 		data, counts, _, err = translate.OTLPJSON(body.Bytes(), nil)
 	}
@@ -171,6 +174,7 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, refuse(reasonMalformed, "%v", err))
 		return
 	}
+	rc.sources.rejectSpans(protoOTLPHTTP, reasonInvalidSpan, rejected.Spans)
 	if err := rc.ingest(protoOTLPHTTP, enc, data, counts, true); err != nil {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
 		return
@@ -178,12 +182,12 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 	if enc == encJSON {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		w.Write(translate.OTLPPartialSuccessJSON(0, ""))
+		w.Write(translate.OTLPPartialSuccessJSON(int64(rejected.Spans), rejected.Reason))
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK)
-	w.Write(translate.OTLPPartialSuccess(0, ""))
+	w.Write(translate.OTLPPartialSuccess(int64(rejected.Spans), rejected.Reason))
 }
 
 // rejectHTTP counts a refused request and answers it. OTLP/HTTP clients get

@@ -59,3 +59,22 @@ func (rc *Receiver) retryAfter() (d time.Duration) {
 	}
 	return d
 }
+
+// scanOTLP validates and counts an OTLP request. Spans that alone make it
+// invalid are left out and reported (OTLP partial success) instead of
+// refusing the whole request. The returned data aliases the input when
+// nothing was left out.
+func scanOTLP(data []byte) ([]byte, []translate.ServiceCount, translate.Rejected, error) {
+	counts, err := translate.ScanOTLP(data, nil)
+	if err == nil {
+		return data, counts, translate.Rejected{}, nil
+	}
+	filtered, rejected, ferr := translate.FilterOTLP(data)
+	if ferr != nil || rejected.Spans == 0 {
+		return nil, nil, translate.Rejected{}, err
+	}
+	if counts, err = translate.ScanOTLP(filtered, nil); err != nil {
+		return nil, nil, translate.Rejected{}, err
+	}
+	return filtered, counts, rejected, nil
+}

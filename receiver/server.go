@@ -209,11 +209,13 @@ func (rc *Receiver) routeHTTP2(conn net.Conn, preface []byte) {
 		conn.Close()
 		return
 	}
-	conn.SetReadDeadline(time.Now().Add(rc.cfg.IdleTimeout))
-	sn := &h2Sniffer{conn: conn}
+	// The client's SETTINGS must come as promptly as any request's headers;
+	// after that, a client may wait for its first request up to IdleTimeout.
+	conn.SetReadDeadline(time.Now().Add(rc.cfg.ReadHeaderTimeout))
+	sn := &h2Sniffer{conn: conn, afterFirstFrame: func() { conn.SetReadDeadline(time.Now().Add(rc.cfg.IdleTimeout)) }}
 	isGRPC, err := sn.firstRequestIsGRPC()
 	conn.SetReadDeadline(time.Time{})
-	if err != nil && !isTimeout(err) {
+	if err != nil && (!isTimeout(err) || len(sn.frames) == 0) {
 		rc.log.Debug("HTTP/2 connection closed before its first request", "remote", conn.RemoteAddr(), "err", err)
 		conn.Close()
 		return

@@ -36,6 +36,7 @@ type source struct {
 	spans    atomic.Int64
 	requests atomic.Int64
 	lastSeen atomic.Int64 // unix nanoseconds
+	clients  clientSet    // first client addresses, for GET /api/sources
 }
 
 // sources counts every accepted span per source and every refusal per

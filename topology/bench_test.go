@@ -48,4 +48,17 @@ func BenchmarkObserve(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/span")
 		})
 	}
+	// The yardstick: the receiver's own validation walk of the same SDK
+	// request, which every OTLP request pays before Observe.
+	b.Run("reference-translate.ScanOTLP-sdk-100", func(b *testing.B) {
+		body := bench.SDKOTLP(100, 1)
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := translate.ScanOTLP(body, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/span")
+	})
 }

@@ -230,7 +230,6 @@ func (sc *scanner) span(b []byte, svc uint32) {
 	var traceID, spanID, parentID []byte
 	var kind uint64
 	var h hint
-	attrLo, attrHi := -1, -1 // attributes seen before the kind, to look at again
 	// The loop is nextField inlined by hand for the shapes spans have
 	// (one-byte tags): it runs for every field of every span.
 	for i := 0; i < len(b); {
@@ -243,7 +242,6 @@ func (sc *scanner) span(b []byte, svc uint32) {
 			i += n
 			continue
 		}
-		at := i
 		i++
 		switch tag & 7 {
 		case 2:
@@ -273,13 +271,11 @@ func (sc *scanner) span(b []byte, svc uint32) {
 				// Only CLIENT spans name a peer. protobuf-go (SDKs) writes
 				// the kind (6) before the attributes (9); pdata (the
 				// receiver's Zipkin conversion) writes fields in reverse.
-				if kind == kindClient {
+				// When the kind is not known yet, look anyway and
+				// forget the hint if the span is no CLIENT: cheaper than
+				// a second walk.
+				if kind == kindClient || kind == 0 {
 					h.attr(b[i : i+l])
-				} else if kind == 0 {
-					if attrLo < 0 {
-						attrLo = at
-					}
-					attrHi = i + l
 				}
 			}
 			i += l
@@ -312,18 +308,6 @@ func (sc *scanner) span(b []byte, svc uint32) {
 		s.parent = binary.LittleEndian.Uint64(parentID)
 	}
 	if kind == kindClient {
-		if attrLo >= 0 {
-			for rest := b[attrLo:attrHi]; len(rest) > 0; {
-				f, n := nextField(rest)
-				if n < 0 {
-					break
-				}
-				rest = rest[n:]
-				if f.num == fSpanAttributes {
-					h.attr(f.v)
-				}
-			}
-		}
 		s.peer = sc.peerID(&h, svc)
 	}
 	sc.spans = append(sc.spans, s)
@@ -341,16 +325,9 @@ type hint struct {
 // attr looks at one KeyValue. The key is compared before anything else is
 // parsed: most attributes are not hints.
 func (h *hint) attr(kv []byte) {
-	var key []byte
-	for rest := kv; len(rest) > 0; {
-		f, n := nextField(rest)
-		if n < 0 {
-			return
-		}
-		rest = rest[n:]
-		if f.num == fKVKey && f.typ == protowire.BytesType {
-			key = f.v
-		}
+	key := attrKey(kv)
+	if len(key) < len("peer.service") || len(key) > len("upstream_cluster") {
+		return
 	}
 	prio := 0
 	switch string(key) {
@@ -382,6 +359,39 @@ func (h *hint) attr(kv []byte) {
 		return
 	}
 	h.name, h.prio, h.mesh = val, prio, prio == 2
+}
+
+// attrKey returns a KeyValue's key. The fast paths are the two layouts
+// encoders write, key first (protobuf-go) or value first (pdata), with
+// one-byte lengths; anything else takes the general walk.
+func attrKey(kv []byte) []byte {
+	const keyTag, valueTag = fKVKey<<3 | 2, fKVValue<<3 | 2
+	if len(kv) >= 2 && kv[1] < 0x80 {
+		switch kv[0] {
+		case keyTag:
+			if n := int(kv[1]); n <= len(kv)-2 {
+				return kv[2 : 2+n]
+			}
+		case valueTag:
+			if k := 2 + int(kv[1]); k+2 <= len(kv) && kv[k] == keyTag && kv[k+1] < 0x80 {
+				if n := int(kv[k+1]); n <= len(kv)-k-2 {
+					return kv[k+2 : k+2+n]
+				}
+			}
+		}
+	}
+	var key []byte
+	for len(kv) > 0 {
+		f, n := nextField(kv)
+		if n < 0 {
+			return nil
+		}
+		kv = kv[n:]
+		if f.num == fKVKey && f.typ == protowire.BytesType {
+			key = f.v
+		}
+	}
+	return key
 }
 
 // peerID interns the hint; 0: none usable.

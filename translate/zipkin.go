@@ -164,6 +164,10 @@ func putZDecoder(d *zDecoder) {
 
 // addStr appends b to the arena, replacing invalid UTF-8 with U+FFFD so the
 // output always marshals.
+// manyTags is where writing tags switches from Put (ordered, quadratic) to
+// FromRaw (linear, unordered).
+const manyTags = 64
+
 func (d *zDecoder) addStr(b []byte) strRef {
 	off := len(d.arena)
 	if utf8.Valid(b) {
@@ -367,12 +371,26 @@ func (d *zDecoder) writeSpan(z *zSpan, sp ptrace.Span) {
 
 	attrs := sp.Attributes()
 	attrs.EnsureCapacity(z.tagHi - z.tagLo + 6)
-	for i := z.tagLo; i < z.tagHi; i++ {
-		if n := i + 1; n == drop[0] || n == drop[1] || n == drop[2] || n == dropErr || n == z.stateTag {
-			continue
+	if z.tagHi-z.tagLo > manyTags {
+		// pcommon.Map checks every Put for an existing key, a linear scan:
+		// 100k tags would cost 5e9 comparisons. A Go map dedupes instead
+		// (a later duplicate wins, as with Put); the order is lost.
+		raw := make(map[string]any, z.tagHi-z.tagLo)
+		for i := z.tagLo; i < z.tagHi; i++ {
+			if n := i + 1; n == drop[0] || n == drop[1] || n == drop[2] || n == dropErr || n == z.stateTag {
+				continue
+			}
+			raw[d.s(d.tags[i].key)] = d.s(d.tags[i].val)
 		}
-		kv := &d.tags[i]
-		attrs.PutStr(d.s(kv.key), d.s(kv.val))
+		_ = attrs.FromRaw(raw) // string values cannot fail
+	} else {
+		for i := z.tagLo; i < z.tagHi; i++ {
+			if n := i + 1; n == drop[0] || n == drop[1] || n == drop[2] || n == dropErr || n == z.stateTag {
+				continue
+			}
+			kv := &d.tags[i]
+			attrs.PutStr(d.s(kv.key), d.s(kv.val))
+		}
 	}
 	if z.local.addr.n > 0 {
 		attrs.PutStr(attrLocalAddress, d.s(z.local.addr))

@@ -1,0 +1,106 @@
+package translate
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// FilterOTLP drops the spans that make ScanOTLP refuse a request (an id of
+// the wrong length, a malformed attribute inside one span) and keeps the
+// rest, re-encoding only the enclosing messages: one bad span costs the
+// client that span (reported as OTLP partial success), not the whole batch,
+// where the Collector would refuse all of it. A request whose damage is
+// outside any span (a broken resource, truncated framing) is refused whole.
+//
+// It is the slow path: the receiver calls it only after ScanOTLP failed.
+func FilterOTLP(data []byte) ([]byte, Rejected, error) {
+	var rej Rejected
+	out := make([]byte, 0, len(data))
+	rsIdx := 0
+	err := otlpEachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		if num != 1 || typ != protowire.BytesType {
+			out = append(out, field...)
+			return nil
+		}
+		rs, err := otlpFilterResourceSpans(value, rsIdx, &rej)
+		rsIdx++
+		if err != nil {
+			return err
+		}
+		out = protowire.AppendTag(out, 1, protowire.BytesType)
+		out = protowire.AppendBytes(out, rs)
+		return nil
+	})
+	if err != nil {
+		return nil, Rejected{}, err
+	}
+	return out, rej, nil
+}
+
+func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error) {
+	out := make([]byte, 0, len(b))
+	ssIdx := 0
+	err := otlpEachField(b, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		if num != 2 || typ != protowire.BytesType {
+			out = append(out, field...)
+			return nil
+		}
+		ss := make([]byte, 0, len(value))
+		spanIdx := 0
+		err := otlpEachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+			if num == 2 && typ == protowire.BytesType {
+				if serr := otlpScanSpan(value, 0); serr != nil {
+					rej.Add(fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]: %s", rsIdx, ssIdx, spanIdx, serr.msgPath()))
+					spanIdx++
+					return nil
+				}
+				spanIdx++
+			}
+			ss = append(ss, field...)
+			return nil
+		})
+		ssIdx++
+		if err != nil {
+			return err
+		}
+		out = protowire.AppendTag(out, 2, protowire.BytesType)
+		out = protowire.AppendBytes(out, ss)
+		return nil
+	})
+	return out, err
+}
+
+// otlpEachField calls fn with every field of a message: its number, wire
+// type, the whole encoded field and, for length-delimited fields, the value.
+func otlpEachField(b []byte, fn func(num protowire.Number, typ protowire.Type, field, value []byte) error) error {
+	for pos := 0; pos < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[pos:])
+		if n < 0 {
+			return fmt.Errorf("otlp: bad field tag at offset %d: %w", pos, protowire.ParseError(n))
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[pos+n:])
+		if m < 0 {
+			return fmt.Errorf("otlp: bad field %d at offset %d: %w", num, pos, protowire.ParseError(m))
+		}
+		field := b[pos : pos+n+m]
+		var value []byte
+		if typ == protowire.BytesType {
+			value, _ = protowire.ConsumeBytes(b[pos+n:])
+		}
+		if err := fn(num, typ, field, value); err != nil {
+			return err
+		}
+		pos += n + m
+	}
+	return nil
+}
+
+// msgPath is the error without the "otlp: " prefix and offset, for a
+// message that already names the span.
+func (e *otlpError) msgPath() string {
+	if e.path == "" {
+		return e.msg
+	}
+	return e.path + ": " + e.msg
+}
