@@ -63,6 +63,9 @@ type Exporter struct {
 	// collector reads them under it: a scrape sees each span in one state.
 	mu       sync.Mutex
 	q        memQueue
+	wal      *wal  // the persistent queue's log, with QueueDir
+	reserved int   // spans of pushes being written to the log, not yet queued
+	replayed int64 // spans queued from the log at start
 	pushed   int64
 	exported int64
 	inflight int64
@@ -120,11 +123,33 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, er
 			e.md = metadata.New(cfg.Headers)
 		}
 	}
+	if cfg.QueueDir != "" && e.send != nil {
+		w, recs, err := openWAL(cfg.QueueDir, cfg.QueueMaxBytes, cfg.QueueFsync, cfg.QueueFsyncInterval, e.log)
+		if err != nil {
+			e.cancelRun()
+			if e.conn != nil {
+				e.conn.Close()
+			}
+			return nil, err
+		}
+		e.wal = w
+		now := time.Now()
+		for _, r := range recs {
+			e.q.push(item{data: r.data, spans: r.spans, at: now, ref: r.ref})
+			e.replayed += int64(r.spans)
+		}
+		if len(recs) > 0 {
+			e.log.Info("queue replayed from disk", "dir", cfg.QueueDir, "spans", e.replayed, "requests", len(recs))
+		}
+	}
 	m, err := newMetrics(e, reg)
 	if err != nil {
 		e.cancelRun()
 		if e.conn != nil {
 			e.conn.Close()
+		}
+		if e.wal != nil {
+			e.wal.close()
 		}
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
@@ -148,25 +173,36 @@ func (e *Exporter) Start() {
 // Admit is the door: whether a request may be read at all. Clients that
 // retry a refusal (OTLP, Jaeger) are let in while the queue is under 90%:
 // the last 10% is kept for Zipkin reporters, which never retry. retryAfter
-// grows from 1s at the threshold to 5s at capacity.
+// grows from 1s at the threshold to 5s at capacity. With a persistent
+// queue the same holds of its disk use against QueueMaxBytes.
 func (e *Exporter) Admit(retrying bool) (ok bool, retryAfter time.Duration) {
 	e.mu.Lock()
 	queued, closing := e.q.spans, e.closing
 	e.mu.Unlock()
-	capacity := e.cfg.QueueSpans
+	if closing {
+		return false, 5 * time.Second
+	}
+	ok, retryAfter = door(int64(queued), int64(e.cfg.QueueSpans), retrying)
+	if e.wal != nil {
+		used, limit := e.wal.usage()
+		if dok, after := door(used, limit, retrying); !dok {
+			return false, max(retryAfter, after)
+		}
+	}
+	return ok, retryAfter
+}
+
+func door(used, capacity int64, retrying bool) (ok bool, retryAfter time.Duration) {
 	limit := capacity
 	if retrying {
 		limit = capacity - capacity/10
 	}
-	if closing {
-		return false, 5 * time.Second
-	}
-	if queued < limit {
+	if used < limit {
 		return true, 0
 	}
 	over := 1.0
 	if capacity > limit {
-		over = min(float64(queued-limit)/float64(capacity-limit), 1)
+		over = min(float64(used-limit)/float64(capacity-limit), 1)
 	}
 	return false, time.Second + time.Duration(over*float64(4*time.Second))
 }
@@ -177,29 +213,60 @@ func (e *Exporter) Admit(retrying bool) (ok bool, retryAfter time.Duration) {
 // retrying does not move that line: once read, a request is cheaper to keep
 // than to have resent; the headroom for non-retrying clients is kept at
 // Admit. A refused push is counted as dropped before Push returns.
+//
+// With a persistent queue, Push returns once the push is in the log and,
+// with the always fsync policy, on disk: the caller acknowledges the
+// client after Push, so an acknowledged span survives a crash. The push
+// counts as pushed and queued only then, in one step.
 func (e *Exporter) Push(data []byte, spans int, retrying bool) error {
 	if spans <= 0 {
 		return nil
 	}
-	now := time.Now()
 	e.mu.Lock()
-	e.pushed += int64(spans)
 	switch {
 	case e.closing:
+		e.pushed += int64(spans)
 		e.dropped[dropShutdown] += int64(spans)
 		e.mu.Unlock()
 		return ErrShuttingDown
 	case e.send == nil: // no downstream
+		e.pushed += int64(spans)
 		e.exported += int64(spans)
 		e.mu.Unlock()
 		return nil
-	case e.q.spans >= e.cfg.QueueSpans:
+	case e.q.spans+e.reserved >= e.cfg.QueueSpans:
+		e.pushed += int64(spans)
 		e.dropped[dropQueueFull] += int64(spans)
 		e.mu.Unlock()
 		return ErrQueueFull
 	}
+	var ref walRef
+	if e.wal != nil {
+		e.reserved += spans // concurrent pushes must not all pass the check above
+		e.mu.Unlock()
+		var err error
+		ref, err = e.wal.append(data, spans)
+		e.mu.Lock()
+		e.reserved -= spans
+		if err != nil {
+			e.pushed += int64(spans)
+			r, perr := dropQueueFull, ErrQueueFull
+			if errors.Is(err, errWALClosed) {
+				r, perr = dropShutdown, ErrShuttingDown
+			}
+			e.dropped[r] += int64(spans)
+			e.mu.Unlock()
+			if r == dropQueueFull && !errors.Is(err, errWALFull) {
+				e.log.Warn("push refused: queue dir", "err", err)
+			}
+			return perr
+		}
+		// Even if Shutdown began meanwhile, the push is on disk: it stays
+		// queued, for this process to flush or the next to replay.
+	}
+	e.pushed += int64(spans)
 	wasEmpty := e.q.len() == 0
-	e.q.push(item{data: data, spans: spans, at: now})
+	e.q.push(item{data: data, spans: spans, at: time.Now(), ref: ref})
 	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
 	e.mu.Unlock()
 	if wasEmpty || full { // a new deadline, or a batch ready now
@@ -243,12 +310,25 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	}
 	e.cancelRun()
 
-	e.mu.Lock()
-	left := e.q.drain()
-	e.dropped[dropShutdown] += int64(left)
-	e.mu.Unlock()
-	if left > 0 {
-		e.log.Warn("spans dropped at shutdown", "spans", left, "reason", ReasonShutdown)
+	if e.wal != nil {
+		// What is left stays queued: it is on disk for the next start.
+		e.mu.Lock()
+		left := e.q.spans
+		e.mu.Unlock()
+		if cerr := e.wal.close(); cerr != nil {
+			e.log.Error("queue dir: close", "err", cerr)
+		}
+		if left > 0 {
+			e.log.Warn("spans left in the queue dir for the next start", "spans", left, "dir", e.cfg.QueueDir)
+		}
+	} else {
+		e.mu.Lock()
+		left := e.q.drain()
+		e.dropped[dropShutdown] += int64(left)
+		e.mu.Unlock()
+		if left > 0 {
+			e.log.Warn("spans dropped at shutdown", "spans", left, "reason", ReasonShutdown)
+		}
 	}
 	if e.conn != nil {
 		e.conn.Close()
@@ -269,6 +349,7 @@ func (e *Exporter) Accounts() prometheus.Collector { return e.metrics.accounts }
 // Stats is a consistent snapshot of the span accounts.
 type Stats struct {
 	Pushed   int64            // every span Push was called with
+	Replayed int64            // spans queued from the persistent queue's log at start
 	Exported int64            // accepted by the backend (or discarded without Endpoint)
 	Dropped  map[string]int64 // by reason, all reasons present
 	Queued   int64            // waiting in the queue
@@ -276,9 +357,10 @@ type Stats struct {
 	Retries  int64            // export attempts that were retries
 }
 
-// Unaccounted is Pushed minus every state; anything but 0 is a bug.
+// Unaccounted is Pushed + Replayed minus every state; anything but 0 is a
+// bug.
 func (s Stats) Unaccounted() int64 {
-	n := s.Pushed - s.Exported - s.Queued - s.Inflight
+	n := s.Pushed + s.Replayed - s.Exported - s.Queued - s.Inflight
 	for _, d := range s.Dropped {
 		n -= d
 	}
@@ -291,6 +373,7 @@ func (e *Exporter) Stats() Stats {
 	defer e.mu.Unlock()
 	s := Stats{
 		Pushed:   e.pushed,
+		Replayed: e.replayed,
 		Exported: e.exported,
 		Dropped:  make(map[string]int64, numReasons),
 		Queued:   int64(e.q.spans),
@@ -489,17 +572,32 @@ func (e *Exporter) attempt(b *batch) error {
 // settle moves the batch's spans from inflight to their final states under
 // the lock: sent ones to exported, rejected ones to non_retryable, the rest
 // to rest (used only when the export did not go through).
+//
+// With a persistent queue, a batch cut short by shutdown before any of it
+// went goes back to the queue instead: it is on disk for the next start.
+// Anything else settled is acked in the log.
 func (e *Exporter) settle(b *batch, rest reason, err error) {
 	sent := min(max(b.sent, 0), b.spans)
 	rejected := min(max(b.rejected, 0), b.spans-sent)
 	left := b.spans - sent - rejected
+	keep := e.wal != nil && rest == dropShutdown && left == b.spans
 	e.mu.Lock()
 	e.inflight -= int64(b.spans)
-	e.exported += int64(sent)
-	e.dropped[dropNonRetryable] += int64(rejected)
-	e.dropped[rest] += int64(left)
-	e.q.ack(b.items)
+	if keep {
+		for _, it := range b.items {
+			e.q.push(it)
+		}
+		left = 0
+	} else {
+		e.exported += int64(sent)
+		e.dropped[dropNonRetryable] += int64(rejected)
+		e.dropped[rest] += int64(left)
+		e.q.ack(b.items)
+	}
 	e.mu.Unlock()
+	if e.wal != nil && !keep && (rest != dropShutdown || left == 0) {
+		e.wal.ack(b.items)
+	}
 	b.payload.Free()
 	if b.wire != nil {
 		b.wire.Free()

@@ -376,7 +376,7 @@ func scrape(tb testing.TB, reg prometheus.Gatherer) map[string]float64 {
 	return out
 }
 
-// identity checks pushed = exported + dropped + queued + inflight in one
+// identity checks pushed + replayed = exported + dropped + queued + inflight in one
 // scrape, and returns that scrape.
 func scrapeIdentity(tb testing.TB, reg prometheus.Gatherer) map[string]float64 {
 	tb.Helper()
@@ -388,8 +388,8 @@ func scrapeIdentity(tb testing.TB, reg prometheus.Gatherer) map[string]float64 {
 		}
 	}
 	sum += m["traceport_queue_spans"] + m["traceport_inflight_spans"]
-	if pushed := m["traceport_exporter_pushed_spans_total"]; pushed != sum {
-		tb.Errorf("scrape: pushed %v != exported+dropped+queued+inflight %v\n%v", pushed, sum, m)
+	if in := m["traceport_exporter_pushed_spans_total"] + m["traceport_queue_replayed_spans_total"]; in != sum {
+		tb.Errorf("scrape: pushed+replayed %v != exported+dropped+queued+inflight %v\n%v", in, sum, m)
 	}
 	return m
 }

@@ -4,8 +4,8 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the exporter's Prometheus metrics. The span accounts are not
 // kept in prometheus counters: accounts reads them from the Exporter under
-// its lock at scrape time, so pushed = exported + dropped + queue + inflight
-// holds in every scrape.
+// its lock at scrape time, so pushed + replayed = exported + dropped + queue
+// + inflight holds in every scrape.
 type metrics struct {
 	accounts   *accounts
 	duration   *prometheus.HistogramVec
@@ -35,7 +35,24 @@ func newMetrics(e *Exporter, reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	// m.accounts is not registered here: see Exporter.Accounts.
-	for _, c := range []prometheus.Collector{m.duration, m.batchSpans, m.failures} {
+	cs := []prometheus.Collector{m.duration, m.batchSpans, m.failures}
+	if w := e.wal; w != nil {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "traceport_queue_disk_bytes",
+				Help: "Bytes the persistent queue's segment files take in --queue-dir, settled records included until their segment is deleted.",
+			}, func() float64 { n, _ := w.usage(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "traceport_queue_disk_capacity_bytes",
+				Help: "--queue-max-bytes: pushes are refused (queue_full) when the persistent queue would grow beyond it.",
+			}, func() float64 { _, n := w.usage(); return float64(n) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "traceport_queue_corrupt_bytes_total",
+				Help: "Bytes of the persistent queue skipped at start as corrupt or torn (bad length or checksum), e.g. the tail a crash cut off.",
+			}, func() float64 { return float64(w.corruptBytes()) }),
+		)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -45,16 +62,19 @@ func newMetrics(e *Exporter, reg prometheus.Registerer) (*metrics, error) {
 
 // accounts collects the span accounts and queue gauges from one snapshot.
 type accounts struct {
-	e                                  *Exporter
-	pushed, exported, dropped, retries *prometheus.Desc
-	queued, capacity, inflight         *prometheus.Desc
+	e                          *Exporter
+	pushed, replayed, exported *prometheus.Desc
+	dropped, retries           *prometheus.Desc
+	queued, capacity, inflight *prometheus.Desc
 }
 
 func newAccounts(e *Exporter) *accounts {
 	return &accounts{
 		e: e,
 		pushed: prometheus.NewDesc("traceport_exporter_pushed_spans_total",
-			"Spans handed to the exporter by the receiver, accepted or not. Always equals exported + dropped + queue + inflight.", nil, nil),
+			"Spans handed to the exporter by the receiver, accepted or not. pushed + replayed always equals exported + dropped + queue + inflight.", nil, nil),
+		replayed: prometheus.NewDesc("traceport_queue_replayed_spans_total",
+			"Spans found in the persistent queue (--queue-dir) at start, acknowledged to clients by an earlier run and queued again. They count in the accounts like spans received by this run.", nil, nil),
 		exported: prometheus.NewDesc("traceport_exported_spans_total",
 			`Spans the backend accepted (partial-success rejections excluded); with no endpoint configured, spans discarded as exporter="none".`,
 			[]string{"exporter"}, nil),
@@ -75,7 +95,7 @@ func newAccounts(e *Exporter) *accounts {
 }
 
 func (a *accounts) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{a.pushed, a.exported, a.dropped, a.retries, a.queued, a.capacity, a.inflight} {
+	for _, d := range []*prometheus.Desc{a.pushed, a.replayed, a.exported, a.dropped, a.retries, a.queued, a.capacity, a.inflight} {
 		ch <- d
 	}
 }
@@ -84,6 +104,7 @@ func (a *accounts) Collect(ch chan<- prometheus.Metric) {
 	s := a.e.Stats()
 	name := a.e.name
 	ch <- prometheus.MustNewConstMetric(a.pushed, prometheus.CounterValue, float64(s.Pushed))
+	ch <- prometheus.MustNewConstMetric(a.replayed, prometheus.CounterValue, float64(s.Replayed))
 	ch <- prometheus.MustNewConstMetric(a.exported, prometheus.CounterValue, float64(s.Exported), name)
 	for _, r := range reasonNames { // every reason, zeros included, so alerts see them
 		ch <- prometheus.MustNewConstMetric(a.dropped, prometheus.CounterValue, float64(s.Dropped[r]), r)
