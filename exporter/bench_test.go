@@ -2,6 +2,8 @@ package exporter
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,5 +73,51 @@ func BenchmarkPushExport(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/span")
 		})
+	}
+}
+
+// BenchmarkWALPush appends 100-span SDK-shaped requests (~43 KB) to the
+// persistent queue's log and acks each, under each fsync policy, from one
+// pusher and from 16 concurrent ones (group commit). ns/op is the
+// latency a client's answer waits for.
+func BenchmarkWALPush(b *testing.B) {
+	data := request(b, 100)
+	for _, policy := range []string{FsyncAlways, FsyncInterval, FsyncNever} {
+		for _, pushers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/pushers=%d", policy, pushers), func(b *testing.B) {
+				w, _, err := openWAL(b.TempDir(), 1<<30, policy, 100*time.Millisecond, testLog())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer w.close()
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				b.SetParallelism(max(1, pushers/runtime.GOMAXPROCS(0)))
+				push := func() {
+					ref, err := w.append(data, 100)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					w.ack([]item{{spans: 100, ref: ref}})
+				}
+				if pushers == 1 {
+					for range b.N {
+						push()
+					}
+				} else {
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							push()
+						}
+					})
+				}
+				b.StopTimer()
+				w.mu.Lock()
+				syncs := w.syncs
+				w.mu.Unlock()
+				b.ReportMetric(float64(syncs)/float64(b.N), "fsyncs/op")
+			})
+		}
 	}
 }

@@ -114,6 +114,7 @@ type wal struct {
 	written  uint64 // records written to the active segment's file, ever
 	synced   uint64 // records of written known to be on disk
 	syncing  bool
+	syncs    int64 // fsyncs of records, for tests and benchmarks
 	err      error // sticky: after a failed write or fsync nothing is trusted
 	closed   bool
 	buf      []byte
@@ -492,6 +493,7 @@ func (w *wal) write(buf []byte) error {
 // before it started as synced. Called with mu held and no fsync running.
 func (w *wal) sync() {
 	w.syncing = true
+	w.syncs++
 	target, f := w.written, w.active().f
 	w.mu.Unlock()
 	err := f.Sync()

@@ -32,6 +32,9 @@ type grpcOnlyConn struct {
 	// read side, used only by grpc's reader goroutine
 	in       []byte // read from the client, not yet checked
 	out      []byte // checked, to be returned to grpc
+	rbuf     []byte // read buffer, reused
+	inBuf    []byte // backing array of in, reused once in is drained
+	outBuf   []byte // backing array of out, reused once out is drained
 	skip     int    // payload bytes of the current frame still to pass
 	dropData bool   // the current frame's payload is being dropped
 	dec      *hpack.Decoder
@@ -65,10 +68,22 @@ func (g *grpcOnlyConn) Read(p []byte) (int, error) {
 			if len(g.out) > 0 {
 				break
 			}
+		} else if g.skip > 0 && !g.dropData {
+			// Inside a frame's payload, nothing held back: read straight
+			// into grpc's buffer. This is where almost all bytes go.
+			n, err := g.Conn.Read(p[:min(len(p), g.skip)])
+			g.skip -= n
+			return n, err
 		}
-		buf := make([]byte, 32<<10)
-		n, err := g.Conn.Read(buf)
-		g.in = append(g.in, buf[:n]...)
+		if g.rbuf == nil {
+			g.rbuf = make([]byte, 16<<10)
+		}
+		n, err := g.Conn.Read(g.rbuf)
+		if len(g.in) == 0 {
+			g.in = g.inBuf[:0]
+		}
+		g.in = append(g.in, g.rbuf[:n]...)
+		g.inBuf = g.in[:0]
 		if err != nil {
 			g.check()
 			if len(g.out) > 0 {
@@ -79,6 +94,9 @@ func (g *grpcOnlyConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, g.out)
 	g.out = g.out[n:]
+	if len(g.out) == 0 {
+		g.out = g.outBuf[:0]
+	}
 	return n, nil
 }
 
@@ -89,7 +107,7 @@ func (g *grpcOnlyConn) check() {
 		if g.skip > 0 {
 			k := min(g.skip, len(g.in))
 			if !g.dropData {
-				g.out = append(g.out, g.in[:k]...)
+				g.appendOut(g.in[:k])
 			}
 			g.in = g.in[k:]
 			g.skip -= k
@@ -117,7 +135,7 @@ func (g *grpcOnlyConn) check() {
 			g.in = g.in[9:]
 			g.skip, g.dropData = length, true
 		default:
-			g.out = append(g.out, g.in[:9]...)
+			g.appendOut(g.in[:9])
 			g.in = g.in[9:]
 			g.skip, g.dropData = length, false
 		}
@@ -160,7 +178,15 @@ func (g *grpcOnlyConn) holdHeaders(typ, flags byte, stream uint32, frame []byte)
 		return
 	}
 	g.lastGood = id
-	g.out = append(g.out, g.held...)
+	g.appendOut(g.held)
+}
+
+func (g *grpcOnlyConn) appendOut(b []byte) {
+	if len(g.out) == 0 {
+		g.out = g.outBuf[:0]
+	}
+	g.out = append(g.out, b...)
+	g.outBuf = g.out[:0]
 }
 
 func goAwayFrame(lastStream uint32) []byte {

@@ -122,6 +122,7 @@ type ackFilterConn struct {
 	scanned int    // pending[:scanned] has been checked and may be returned
 	skip    int    // payload bytes of the current frame still to pass
 	acked   bool
+	rbuf    []byte // read buffer until the ACK is seen
 }
 
 func (c *ackFilterConn) Read(p []byte) (int, error) {
@@ -138,11 +139,14 @@ func (c *ackFilterConn) Read(p []byte) (int, error) {
 				c.pending = c.pending[n:]
 				return n, nil
 			}
+			c.rbuf, c.pending = nil, nil
 			return c.Conn.Read(p)
 		}
-		buf := make([]byte, 16<<10)
-		n, err := c.Conn.Read(buf)
-		c.pending = append(c.pending, buf[:n]...)
+		if c.rbuf == nil {
+			c.rbuf = make([]byte, 16<<10)
+		}
+		n, err := c.Conn.Read(c.rbuf)
+		c.pending = append(c.pending, c.rbuf[:n]...)
 		c.scan()
 		if c.scanned == 0 && err != nil {
 			if len(c.pending) > 0 && err == io.EOF {

@@ -57,6 +57,10 @@ type Config struct {
 	BatchMaxSpans        int
 	BatchTimeout         time.Duration
 	QueueSpans           int
+	QueueDir             string
+	QueueMaxBytes        int64
+	QueueFsync           string
+	QueueFsyncInterval   time.Duration
 	Senders              int
 	ExportTimeout        time.Duration
 	RetryInitialInterval time.Duration
@@ -64,6 +68,10 @@ type Config struct {
 	RetryMaxElapsed      time.Duration
 
 	ShutdownTimeout time.Duration
+	PprofListen     string
+
+	Diagnose diagnoseConfig // issue 7: --silence-after, --orphan-grace, --health-window (pages.go)
+
 	LogLevel        string
 	LogFormat       string
 }
@@ -89,6 +97,9 @@ func defaultConfig() Config {
 		BatchMaxSpans:        exp.BatchMaxSpans,
 		BatchTimeout:         exp.BatchTimeout,
 		QueueSpans:           exp.QueueSpans,
+		QueueMaxBytes:        exp.QueueMaxBytes,
+		QueueFsync:           exp.QueueFsync,
+		QueueFsyncInterval:   exp.QueueFsyncInterval,
 		Senders:              exp.Senders,
 		ExportTimeout:        exp.Timeout,
 		RetryInitialInterval: exp.RetryInitialInterval,
@@ -97,6 +108,7 @@ func defaultConfig() Config {
 		ShutdownTimeout:      20 * time.Second,
 		LogLevel:             "info",
 		LogFormat:            "text",
+		Diagnose:             defaultDiagnoseConfig(),
 	}
 }
 
@@ -135,6 +147,10 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.BatchMaxSpans, "batch-max-spans", c.BatchMaxSpans, "most spans in one export")
 	fs.DurationVar(&c.BatchTimeout, "batch-timeout", c.BatchTimeout, "longest a span waits for its batch to fill")
 	fs.IntVar(&c.QueueSpans, "queue-spans", c.QueueSpans, "export queue capacity in spans; when full, requests are refused with 429 / RESOURCE_EXHAUSTED")
+	fs.StringVar(&c.QueueDir, "queue-dir", c.QueueDir, "directory for a persistent queue: spans are written there before the client is answered, replayed after a restart or crash; empty: memory only")
+	fs.Int64Var(&c.QueueMaxBytes, "queue-max-bytes", c.QueueMaxBytes, "disk the --queue-dir may use; when full, requests are refused as at --queue-spans")
+	fs.StringVar(&c.QueueFsync, "queue-fsync", c.QueueFsync, "when --queue-dir is fsynced: always (before answering the client; concurrent requests share one fsync), interval (a machine crash loses up to --queue-fsync-interval), never")
+	fs.DurationVar(&c.QueueFsyncInterval, "queue-fsync-interval", c.QueueFsyncInterval, "fsync period with --queue-fsync interval")
 	fs.IntVar(&c.Senders, "senders", c.Senders, "concurrent exports")
 	fs.DurationVar(&c.ExportTimeout, "export-timeout", c.ExportTimeout, "time limit of one export attempt")
 	fs.DurationVar(&c.RetryInitialInterval, "retry-initial-interval", c.RetryInitialInterval, "first wait before retrying a failed export")
@@ -142,8 +158,10 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.RetryMaxElapsed, "retry-max-elapsed", c.RetryMaxElapsed, "give up on a batch after this long (dropped, reason export_failed; 0: retry until shutdown)")
 
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, time to finish requests and flush the queue; what is left is dropped (reason shutdown)")
+	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	c.Diagnose.register(fs) // issue 7
 	return fs
 }
 
@@ -296,6 +314,9 @@ func (c *Config) check() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format %q: want text or json", c.LogFormat)
 	}
+	for _, msg := range c.Diagnose.check() { // issue 7
+		bad("%s", msg)
+	}
 	exp := c.exporterConfig(nil)
 	if err := exp.Validate(); err != nil {
 		errs = append(errs, err)
@@ -328,6 +349,10 @@ func (c *Config) exporterConfig(tlsConf *tls.Config) exporter.Config {
 		BatchMaxSpans:        c.BatchMaxSpans,
 		BatchTimeout:         c.BatchTimeout,
 		QueueSpans:           c.QueueSpans,
+		QueueDir:             c.QueueDir,
+		QueueMaxBytes:        c.QueueMaxBytes,
+		QueueFsync:           c.QueueFsync,
+		QueueFsyncInterval:   c.QueueFsyncInterval,
 		Senders:              c.Senders,
 		Timeout:              c.ExportTimeout,
 		RetryInitialInterval: c.RetryInitialInterval,

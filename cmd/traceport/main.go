@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/traceport/traceport/exporter"
 	"github.com/traceport/traceport/receiver"
+	"github.com/traceport/traceport/topology"
 )
 
 func main() {
@@ -31,6 +33,9 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "doctor" { // issue 7: doctor.go
+		return runDoctor(args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -79,7 +84,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	exp.Start()
 	rcfg := cfg.receiverConfig(serverTLS)
 	rcfg.Accounts = exp.Accounts()
+	// --- issue 7: trace health, GET /, /api/sources, /api/dependencies (topology/, pages.go) ---
+	topo := topology.New(topology.Config{Grace: cfg.Diagnose.OrphanGrace, Window: cfg.Diagnose.HealthWindow, MaxNames: cfg.MaxServices}, reg)
+	pg := newPages(topo, cfg.Diagnose.SilenceAfter)
+	rcfg.Observer, rcfg.Pages = topo, pg
+	// --- end issue 7 ---
 	rc := receiver.New(rcfg, exp, reg, reg, log)
+	pg.attach(rc) // issue 7
 
 	var listeners []net.Listener
 	for _, addr := range append([]string{cfg.Listen}, cfg.AlsoListen...) {
@@ -101,6 +112,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("no --jaeger set: spans are counted and discarded")
 	} else {
 		log.Info("forwarding", "jaeger", cfg.Jaeger, "protocol", cfg.JaegerProtocol, "compression", cfg.JaegerCompression)
+	}
+	if cfg.PprofListen != "" {
+		go servePprof(cfg.PprofListen, log)
 	}
 	if cfg.SummaryInterval > 0 {
 		go logSummaries(ctx, rc, exp, cfg.SummaryInterval, log)
@@ -183,4 +197,18 @@ func droppedTotal(st exporter.Stats) int64 {
 		n += d
 	}
 	return n
+}
+
+// servePprof serves profiles on their own address, never on the one port:
+// profiles are for operators, not for every pod in the mesh.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("pprof", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("pprof listener", "err", err)
+	}
 }

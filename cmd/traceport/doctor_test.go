@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/traceport/traceport/exporter"
+	"github.com/traceport/traceport/receiver"
+	"github.com/traceport/traceport/topology"
+)
+
+// startInProcess runs traceport as serve() wires it, on a loopback port:
+// exporter (cfg's), trace health, pages, receiver. It returns the address.
+func startInProcess(t *testing.T, cfg Config) string {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	exp, err := exporter.New(cfg.exporterConfig(nil), reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp.Start()
+	topo := topology.New(topology.Config{Grace: time.Second, MaxNames: cfg.MaxServices}, reg)
+	pg := newPages(topo, time.Minute)
+	rcfg := cfg.receiverConfig(nil)
+	rcfg.Observer, rcfg.Pages, rcfg.Accounts = topo, pg, exp.Accounts()
+	rc := receiver.New(rcfg, exp, reg, reg, log)
+	pg.attach(rc)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go rc.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rc.Shutdown(ctx)
+		exp.Shutdown(ctx)
+	})
+	return ln.Addr().String()
+}
+
+// zipkinCutter is the seed's broken path as a TCP proxy: it forwards every
+// connection to target except those whose first request is a Zipkin POST,
+// which it closes without a reply (as a blocked sidecar path looks to a
+// client behind a proxy).
+func zipkinCutter(t *testing.T, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				head := make([]byte, len("POST /api/v2/spans"))
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, _ := io.ReadFull(c, head)
+				c.SetReadDeadline(time.Time{})
+				if bytes.HasPrefix(head[:n], []byte("POST /api/v")) {
+					return
+				}
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				up.Write(head[:n])
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func doctorRun(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := runDoctor(args, &out, &errOut)
+	t.Logf("traceport doctor %s → %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
+	return code, out.String()
+}
+
+// line returns the output line of one path.
+func line(out, path string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, " "+path+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestDoctor(t *testing.T) {
+	healthy := startInProcess(t, defaultConfig())
+	paths := []string{"zipkin json", "zipkin proto", "otlp grpc", "otlp http"}
+
+	t.Run("healthy", func(t *testing.T) {
+		code, out := doctorRun(t, "--endpoint", healthy, "--timeout", "5s")
+		if code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+		for _, p := range paths {
+			if l := line(out, p); !strings.HasPrefix(l, "✓") || !strings.Contains(l, "counted, exported") {
+				t.Errorf("%s: %q, want ✓ … counted, exported", p, l)
+			}
+		}
+	})
+
+	t.Run("zipkin path cut", func(t *testing.T) {
+		code, out := doctorRun(t, "--endpoint", zipkinCutter(t, healthy), "--timeout", "3s")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		for _, p := range paths[:2] {
+			if l := line(out, p); !strings.HasPrefix(l, "✗") || !strings.Contains(l, "connection closed before a reply") {
+				t.Errorf("%s: %q, want ✗ connection closed before a reply", p, l)
+			}
+		}
+		for _, p := range paths[2:] {
+			if l := line(out, p); !strings.HasPrefix(l, "✓") {
+				t.Errorf("%s: %q, want ✓", p, l)
+			}
+		}
+	})
+
+	t.Run("connection refused", func(t *testing.T) {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := ln.Addr().String()
+		ln.Close()
+		code, out := doctorRun(t, "--endpoint", addr, "--timeout", "2s")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		for _, p := range paths {
+			if l := line(out, p); !strings.HasPrefix(l, "✗") || !strings.Contains(l, "connection refused: nothing listens on "+addr+", or a NetworkPolicy or Service port blocks") {
+				t.Errorf("%s: %q, want ✗ connection refused …", p, l)
+			}
+		}
+	})
+
+	t.Run("wrong content type", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "unsupported media type", http.StatusUnsupportedMediaType)
+		}))
+		defer srv.Close()
+		code, out := doctorRun(t, "--endpoint", strings.TrimPrefix(srv.URL, "http://"), "--timeout", "2s")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if l := line(out, "zipkin json"); !strings.Contains(l, "HTTP 415: wrong content type") {
+			t.Errorf("zipkin json: %q, want HTTP 415: wrong content type", l)
+		}
+	})
+
+	t.Run("not exported", func(t *testing.T) {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		dead := ln.Addr().String()
+		ln.Close()
+		cfg := defaultConfig()
+		cfg.Jaeger = dead
+		cfg.RetryInitialInterval, cfg.RetryMaxInterval, cfg.RetryMaxElapsed = 50*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond
+		cfg.ExportTimeout, cfg.BatchTimeout = 200*time.Millisecond, 10*time.Millisecond
+		code, out := doctorRun(t, "--endpoint", startInProcess(t, cfg), "--timeout", "3s")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		for _, p := range paths {
+			if l := line(out, p); !strings.HasPrefix(l, "✗") || !strings.Contains(l, "accepted but not exported") || !strings.Contains(l, "traceport → Jaeger fails") {
+				t.Errorf("%s: %q, want ✗ accepted but not exported: traceport → Jaeger fails …", p, l)
+			}
+		}
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		if code, _ := doctorRun(t, "--endpoint", "nocolon"); code != 2 {
+			t.Errorf("exit %d, want 2", code)
+		}
+	})
+}
+
+func TestIndexPage(t *testing.T) {
+	addr := startInProcess(t, defaultConfig())
+	body := `[{"traceId":"5af7183fb1d4cf5f","id":"6b221d5bc9e6496c","kind":"CLIENT","name":"x","timestamp":1700000000000000,"duration":2,"localEndpoint":{"serviceName":"istio-ingressgateway.istio-system"},"tags":{"upstream_cluster":"outbound|8000||auth-api.auth.svc.cluster.local"}},
+{"traceId":"5af7183fb1d4cf5f","id":"7b221d5bc9e6496c","parentId":"6b221d5bc9e6496c","kind":"SERVER","name":"x","timestamp":1700000000000000,"duration":1,"localEndpoint":{"serviceName":"auth-api.auth"}}]`
+	resp, err := http.Post("http://"+addr+"/api/v2/spans", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("zipkin: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	page := get("/")
+	for _, want := range []string{
+		`<svg xmlns="http://www.w3.org/2000/svg" id="dependency-graph"`,
+		`class="edge linked" data-parent="istio-ingressgateway.istio-system" data-child="auth-api.auth"`,
+		`<table id="sources">`, `data-service="auth-api.auth" data-protocol="zipkin"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("GET / lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "http://") && strings.Contains(page, "<script") {
+		t.Errorf("the page must be self-contained")
+	}
+	if deps := get("/api/dependencies"); !strings.Contains(deps, `"parent": "istio-ingressgateway.istio-system"`) || !strings.Contains(deps, `"callCount": 1`) {
+		t.Errorf("/api/dependencies: %s", deps)
+	}
+	if src := get("/api/sources"); !strings.Contains(src, `"service": "auth-api.auth"`) {
+		t.Errorf("/api/sources: %s", src)
+	}
+}
