@@ -11,8 +11,15 @@
 // Every span pushed is at every instant in exactly one state: exported,
 // dropped{reason}, queued or in flight. Spans move between states under one
 // mutex, which the metrics collector also takes, so
-// traceport_exporter_pushed_spans_total = exported + dropped + queue +
-// inflight holds in every scrape.
+// traceport_exporter_pushed_spans_total + traceport_queue_replayed_spans_total
+// = exported + dropped + queue + inflight holds in every scrape.
+//
+// With Config.QueueDir the queue is persistent (wal.go): each push is in a
+// checksummed write-ahead log, fsynced per Config.QueueFsync, before Push
+// returns; settled pushes are acked there and segments deleted once all
+// their pushes are. On start, pushes not acked are queued again and counted
+// as replayed, since this process never received them. Spans left at
+// shutdown stay queued on disk instead of being dropped.
 //
 // Importing the package replaces grpc-go's "gzip" compressor with
 // klauspost/compress's (about 4x less CPU at the same ratio) and registers

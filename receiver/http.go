@@ -12,8 +12,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
-
 	"github.com/traceport/traceport/translate"
 )
 
@@ -97,28 +95,28 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		td       ptrace.Traces
+		data     []byte
+		counts   []translate.ServiceCount
 		rejected translate.Rejected
 		err      error
 	)
 	switch {
 	case enc == encProto:
-		td, rejected, err = translate.ZipkinProto(body.Bytes(), rc.cfg.Zipkin)
+		data, counts, rejected, err = translate.ZipkinProtoToOTLP(body.Bytes(), rc.cfg.Zipkin, make([]byte, 0, body.Len()), nil)
 	case translate.SniffZipkinJSON(body.Bytes()):
-		td, rejected, err = translate.ZipkinV1JSON(body.Bytes(), rc.cfg.Zipkin)
+		data, counts, rejected, err = translate.ZipkinV1JSONToOTLP(body.Bytes(), rc.cfg.Zipkin, make([]byte, 0, body.Len()*3/4), nil)
 	default:
-		td, rejected, err = translate.ZipkinV2JSON(body.Bytes(), rc.cfg.Zipkin)
+		data, counts, rejected, err = translate.ZipkinV2JSONToOTLP(body.Bytes(), rc.cfg.Zipkin, make([]byte, 0, body.Len()*3/4), nil)
 	}
 	if err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonMalformed, "%v", err))
 		return
 	}
 	rc.sources.rejectSpans(protoZipkin, reasonInvalidSpan, rejected.Spans)
-	if td.SpanCount() == 0 && rejected.Spans > 0 {
+	if len(counts) == 0 && rejected.Spans > 0 {
 		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
 		return
 	}
-	data, counts, _ := translate.TracesToOTLP(td, nil, nil)
 	if err := rc.ingest(protoZipkin, enc, data, counts, false); err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		return

@@ -2,8 +2,6 @@ package translate
 
 import (
 	"bytes"
-	"encoding/hex"
-	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -73,9 +71,8 @@ func SharedServerSpanID(traceID pcommon.TraceID, spanID pcommon.SpanID) pcommon.
 	return id
 }
 
-// strRef is a string inside the decoder's arena; the arena becomes one Go
-// string per request, so a 100-span body costs one allocation for all its
-// names and tag values instead of a few thousand.
+// strRef is a string inside the decoder's arena (unescaped, valid UTF-8),
+// written from there straight to the OTLP output: no Go string per tag.
 type strRef struct{ off, n uint32 }
 
 type zEndpoint struct {
@@ -124,16 +121,22 @@ type zDecoder struct {
 	annos   []zAnno
 	groups  []zGroup
 	rej     Rejected
-	str     string // arena as one string, set by build
 	opts    ZipkinOptions
 	v1annos []v1Anno
 	v1bins  []v1Bin
+
+	// OTLP writing (zipkin_otlp.go)
+	gi        []int32  // group of each span
+	groupBufs [][]byte // encoded spans of each group
+	spanBuf   []byte
+	attrs     []zAttr
+	attrMask  uint64
+	attrIndex map[string]int
 }
 
 type zGroup struct {
 	service string
 	n       int
-	spans   ptrace.SpanSlice
 }
 
 var zDecoderPool = sync.Pool{New: func() any { return new(zDecoder) }}
@@ -156,18 +159,17 @@ func putZDecoder(d *zDecoder) {
 	clear(d.groups)
 	d.groups = d.groups[:0]
 	d.rej = Rejected{}
-	d.str = ""
 	d.v1annos = d.v1annos[:0]
 	d.v1bins = d.v1bins[:0]
+	for i := range d.groupBufs {
+		d.groupBufs[i] = d.groupBufs[i][:0]
+	}
+	d.attrs = d.attrs[:0]
 	zDecoderPool.Put(d)
 }
 
 // addStr appends b to the arena, replacing invalid UTF-8 with U+FFFD so the
 // output always marshals.
-// manyTags is where writing tags switches from Put (ordered, quadratic) to
-// FromRaw (linear, unordered).
-const manyTags = 64
-
 func (d *zDecoder) addStr(b []byte) strRef {
 	off := len(d.arena)
 	if utf8.Valid(b) {
@@ -200,7 +202,6 @@ func appendValidUTF8(dst, b []byte) []byte {
 }
 
 func (d *zDecoder) bytesOf(r strRef) []byte { return d.arena[r.off : r.off+r.n] }
-func (d *zDecoder) s(r strRef) string       { return d.str[r.off : r.off+r.n] }
 
 // noteTag remembers tags with a meaning beyond an attribute; i is the index in d.tags.
 func (s *zSpan) noteTag(key []byte, i int) {
@@ -259,16 +260,10 @@ func (d *zDecoder) serviceOf(s *zSpan) []byte {
 	return []byte(FallbackServiceName)
 }
 
-// build writes the decoded spans into pdata: one ResourceSpans per service,
-// in order of first appearance, each with one ScopeSpans without a scope
-// name (the Collector's Zipkin receiver does the same).
-func (d *zDecoder) build() ptrace.Traces {
-	td := ptrace.NewTraces()
-	if len(d.spans) == 0 {
-		return td
-	}
-	d.str = string(d.arena)
-	gi := make([]int32, len(d.spans))
+// groupSpans assigns each span to its service's group, in order of first
+// appearance; d.gi[i] is span i's group.
+func (d *zDecoder) groupSpans() {
+	d.gi = d.gi[:0]
 	var index map[string]int // only for requests from many services
 	for i := range d.spans {
 		svc := d.serviceOf(&d.spans[i])
@@ -299,132 +294,7 @@ func (d *zDecoder) build() ptrace.Traces {
 			}
 		}
 		d.groups[g].n++
-		gi[i] = int32(g)
-	}
-	rss := td.ResourceSpans()
-	rss.EnsureCapacity(len(d.groups))
-	for j := range d.groups {
-		rs := rss.AppendEmpty()
-		rs.Resource().Attributes().PutStr(attrServiceName, d.groups[j].service)
-		ss := rs.ScopeSpans().AppendEmpty().Spans()
-		ss.EnsureCapacity(d.groups[j].n)
-		d.groups[j].spans = ss
-	}
-	for i := range d.spans {
-		d.writeSpan(&d.spans[i], d.groups[gi[i]].spans.AppendEmpty())
-	}
-	return td
-}
-
-func (d *zDecoder) writeSpan(z *zSpan, sp ptrace.Span) {
-	sp.SetTraceID(z.traceID)
-	sp.SetSpanID(z.spanID)
-	if z.parentID != z.spanID {
-		sp.SetParentSpanID(z.parentID)
-	}
-	if z.name.n > 0 {
-		sp.SetName(d.s(z.name))
-	}
-	kind := z.kind
-	if kind == ptrace.SpanKindUnspecified && z.kindTag > 0 && strings.EqualFold(d.s(d.tags[z.kindTag-1].val), "internal") {
-		kind = ptrace.SpanKindInternal
-	}
-	sp.SetKind(kind)
-	if z.stateTag > 0 {
-		sp.TraceState().FromRaw(d.s(d.tags[z.stateTag-1].val))
-	}
-
-	// Status: otel.status_code (OK/ERROR) wins; else the Zipkin error tag,
-	// whose value is the message unless it is just "true" or "".
-	drop := [3]int{z.statusTag, z.descTag, 0}
-	if z.kindTag > 0 && kind == ptrace.SpanKindInternal {
-		drop[2] = z.kindTag
-	}
-	dropErr := 0
-	st := sp.Status()
-	switch code := d.statusCode(z); code {
-	case ptrace.StatusCodeOk, ptrace.StatusCodeError:
-		st.SetCode(code)
-		if z.descTag > 0 {
-			st.SetMessage(d.s(d.tags[z.descTag-1].val))
-		}
-		if z.errTag > 0 && code == ptrace.StatusCodeError {
-			dropErr = z.errTag
-		}
-	default:
-		drop[0], drop[1] = 0, 0 // unknown otel.status_code values stay attributes
-		if z.errTag > 0 {
-			v := d.s(d.tags[z.errTag-1].val)
-			if !strings.EqualFold(v, "false") {
-				st.SetCode(ptrace.StatusCodeError)
-				if v != "" && !strings.EqualFold(v, "true") {
-					st.SetMessage(v)
-				}
-				dropErr = z.errTag
-			}
-		}
-	}
-
-	start := uint64(z.ts) * 1000
-	sp.SetStartTimestamp(pcommon.Timestamp(start))
-	sp.SetEndTimestamp(pcommon.Timestamp(start + uint64(z.dur)*1000))
-
-	attrs := sp.Attributes()
-	attrs.EnsureCapacity(z.tagHi - z.tagLo + 6)
-	if z.tagHi-z.tagLo > manyTags {
-		// pcommon.Map checks every Put for an existing key, a linear scan:
-		// 100k tags would cost 5e9 comparisons. A Go map dedupes instead
-		// (a later duplicate wins, as with Put); the order is lost.
-		raw := make(map[string]any, z.tagHi-z.tagLo)
-		for i := z.tagLo; i < z.tagHi; i++ {
-			if n := i + 1; n == drop[0] || n == drop[1] || n == drop[2] || n == dropErr || n == z.stateTag {
-				continue
-			}
-			raw[d.s(d.tags[i].key)] = d.s(d.tags[i].val)
-		}
-		_ = attrs.FromRaw(raw) // string values cannot fail
-	} else {
-		for i := z.tagLo; i < z.tagHi; i++ {
-			if n := i + 1; n == drop[0] || n == drop[1] || n == drop[2] || n == dropErr || n == z.stateTag {
-				continue
-			}
-			kv := &d.tags[i]
-			attrs.PutStr(d.s(kv.key), d.s(kv.val))
-		}
-	}
-	if z.local.addr.n > 0 {
-		attrs.PutStr(attrLocalAddress, d.s(z.local.addr))
-	}
-	if z.local.port > 0 {
-		attrs.PutInt(attrLocalPort, int64(z.local.port))
-	}
-	if z.hasRemote {
-		if z.remote.service.n > 0 {
-			attrs.PutStr(attrPeerService, d.s(z.remote.service))
-		}
-		if z.remote.addr.n > 0 {
-			attrs.PutStr(attrPeerAddress, d.s(z.remote.addr))
-		}
-		if z.remote.port > 0 {
-			attrs.PutInt(attrPeerPort, int64(z.remote.port))
-		}
-	}
-	if z.sharedID != (pcommon.SpanID{}) {
-		attrs.PutStr(AttrZipkinSharedSpanID, hex.EncodeToString(z.sharedID[:]))
-	}
-	if !z.hasTS {
-		attrs.PutBool(attrStartTimeAbsent, true)
-	}
-
-	if z.annoHi > z.annoLo {
-		evs := sp.Events()
-		evs.EnsureCapacity(z.annoHi - z.annoLo)
-		for i := z.annoLo; i < z.annoHi; i++ {
-			a := &d.annos[i]
-			ev := evs.AppendEmpty()
-			ev.SetTimestamp(pcommon.Timestamp(uint64(a.ts) * 1000))
-			ev.SetName(d.s(a.val))
-		}
+		d.gi = append(d.gi, int32(g))
 	}
 }
 

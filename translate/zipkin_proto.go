@@ -17,22 +17,30 @@ import (
 // It walks the wire format straight into pdata rather than through
 // generated structs, for the same reason as the JSON decoders.
 func ZipkinProto(body []byte, opts ZipkinOptions) (ptrace.Traces, Rejected, error) {
-	d := getZDecoder(opts)
-	defer putZDecoder(d)
+	return zipkinTraces(body, opts, (*zDecoder).parseProto)
+}
+
+// ZipkinProtoToOTLP is ZipkinProto writing a serialized OTLP request; see
+// ZipkinV2JSONToOTLP.
+func ZipkinProtoToOTLP(body []byte, opts ZipkinOptions, dst []byte, counts []ServiceCount) ([]byte, []ServiceCount, Rejected, error) {
+	return zipkinOTLP(body, opts, dst, counts, (*zDecoder).parseProto)
+}
+
+func (d *zDecoder) parseProto(body []byte) error {
 	for i, b := 0, body; len(b) > 0; {
 		at := len(body) - len(b)
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return ptrace.NewTraces(), Rejected{}, protoErr(-1, at, protowire.ParseError(n))
+			return protoErr(-1, at, protowire.ParseError(n))
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return ptrace.NewTraces(), Rejected{}, protoErr(i, at, protowire.ParseError(n))
+				return protoErr(i, at, protowire.ParseError(n))
 			}
 			if err := d.protoSpan(v, i); err != nil {
-				return ptrace.NewTraces(), Rejected{}, protoErr(i, at, err)
+				return protoErr(i, at, err)
 			}
 			i++
 			b = b[n:]
@@ -40,11 +48,11 @@ func ZipkinProto(body []byte, opts ZipkinOptions) (ptrace.Traces, Rejected, erro
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return ptrace.NewTraces(), Rejected{}, protoErr(-1, at, protowire.ParseError(n))
+			return protoErr(-1, at, protowire.ParseError(n))
 		}
 		b = b[n:]
 	}
-	return d.build(), d.rej, nil
+	return nil
 }
 
 func protoErr(span, at int, err error) error {

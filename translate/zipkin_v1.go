@@ -39,8 +39,16 @@ type v1Bin struct {
 //     network.peer.address, network.peer.port) of the client, server and
 //     messaging span respectively.
 func ZipkinV1JSON(body []byte, opts ZipkinOptions) (ptrace.Traces, Rejected, error) {
-	d := getZDecoder(opts)
-	defer putZDecoder(d)
+	return zipkinTraces(body, opts, (*zDecoder).parseV1JSON)
+}
+
+// ZipkinV1JSONToOTLP is ZipkinV1JSON writing a serialized OTLP request; see
+// ZipkinV2JSONToOTLP.
+func ZipkinV1JSONToOTLP(body []byte, opts ZipkinOptions, dst []byte, counts []ServiceCount) ([]byte, []ServiceCount, Rejected, error) {
+	return zipkinOTLP(body, opts, dst, counts, (*zDecoder).parseV1JSON)
+}
+
+func (d *zDecoder) parseV1JSON(body []byte) error {
 	s := jsonScanner{b: body, d: d}
 	span := -1
 	ok := s.array(func(i int) bool {
@@ -55,9 +63,9 @@ func ZipkinV1JSON(body []byte, opts ZipkinOptions) (ptrace.Traces, Rejected, err
 		}
 	}
 	if !ok {
-		return ptrace.NewTraces(), Rejected{}, bodyErr("zipkin v1 json", span, s.err, s.at)
+		return bodyErr("zipkin v1 json", span, s.err, s.at)
 	}
-	return d.build(), d.rej, nil
+	return nil
 }
 
 func (s *jsonScanner) v1Endpoint(st *spanState, field string, ep *zEndpoint, has *bool) bool {

@@ -47,8 +47,17 @@ import (
 //     kept in attribute zipkin.shared_span_id. No two forwarded spans share
 //     an id, and every traceport instance derives the same one.
 func ZipkinV2JSON(body []byte, opts ZipkinOptions) (ptrace.Traces, Rejected, error) {
-	d := getZDecoder(opts)
-	defer putZDecoder(d)
+	return zipkinTraces(body, opts, (*zDecoder).parseV2JSON)
+}
+
+// ZipkinV2JSONToOTLP is ZipkinV2JSON writing the spans as a serialized OTLP
+// ExportTraceServiceRequest appended to dst, with the spans per service
+// appended to counts: the receiver's hot path, with no pdata in between.
+func ZipkinV2JSONToOTLP(body []byte, opts ZipkinOptions, dst []byte, counts []ServiceCount) ([]byte, []ServiceCount, Rejected, error) {
+	return zipkinOTLP(body, opts, dst, counts, (*zDecoder).parseV2JSON)
+}
+
+func (d *zDecoder) parseV2JSON(body []byte) error {
 	s := jsonScanner{b: body, d: d}
 	span := -1
 	ok := s.array(func(i int) bool {
@@ -63,9 +72,9 @@ func ZipkinV2JSON(body []byte, opts ZipkinOptions) (ptrace.Traces, Rejected, err
 		}
 	}
 	if !ok {
-		return ptrace.NewTraces(), Rejected{}, bodyErr("zipkin v2 json", span, s.err, s.at)
+		return bodyErr("zipkin v2 json", span, s.err, s.at)
 	}
-	return d.build(), d.rej, nil
+	return nil
 }
 
 func bodyErr(format string, span int, msg string, at int) error {

@@ -72,8 +72,8 @@ type Config struct {
 
 	Diagnose diagnoseConfig // issue 7: --silence-after, --orphan-grace, --health-window (pages.go)
 
-	LogLevel        string
-	LogFormat       string
+	LogLevel  string
+	LogFormat string
 }
 
 // defaultConfig is what traceport runs with when nothing is set: all

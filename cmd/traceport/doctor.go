@@ -36,8 +36,8 @@ import (
 // probePath is one way spans reach traceport.
 type probePath struct {
 	name, protocol, encoding string // protocol/encoding: /api/sources' labels
-	how                          string // for the output line
-	send                         func(d *doctor, ctx context.Context, p *probe) error
+	how                      string // for the output line
+	send                     func(d *doctor, ctx context.Context, p *probe) error
 }
 
 var probePaths = []probePath{
