@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
@@ -141,7 +142,7 @@ func (rc *Receiver) grpcRefusal(protocol string, err error) error {
 	return ref.grpcStatus().Err()
 }
 
-func (rc *Receiver) otlpExport(_ context.Context, dec func(any) error) (any, error) {
+func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, error) {
 	var req rawMessage
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
@@ -151,13 +152,13 @@ func (rc *Receiver) otlpExport(_ context.Context, dec func(any) error) (any, err
 		return nil, rc.grpcRefusal(protoOTLPGRPC, refuse(reasonMalformed, "%v", err))
 	}
 	rc.sources.rejectSpans(protoOTLPGRPC, reasonInvalidSpan, rejected.Spans)
-	if err := rc.ingest(protoOTLPGRPC, encProto, data, counts, true); err != nil {
+	if err := rc.ingest(protoOTLPGRPC, encProto, peerAddr(ctx), data, counts, true); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
 	return &rawMessage{data: translate.OTLPPartialSuccess(int64(rejected.Spans), rejected.Reason)}, nil
 }
 
-func (rc *Receiver) jaegerPostSpans(_ context.Context, dec func(any) error) (any, error) {
+func (rc *Receiver) jaegerPostSpans(ctx context.Context, dec func(any) error) (any, error) {
 	var req api_v2.PostSpansRequest
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoJaegerGRPC, err)
@@ -168,7 +169,7 @@ func (rc *Receiver) jaegerPostSpans(_ context.Context, dec func(any) error) (any
 		return nil, rc.grpcRefusal(protoJaegerGRPC, refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
 	}
 	data, counts, _ := translate.TracesToOTLP(td, nil, nil)
-	if err := rc.ingest(protoJaegerGRPC, encProto, data, counts, true); err != nil {
+	if err := rc.ingest(protoJaegerGRPC, encProto, peerAddr(ctx), data, counts, true); err != nil {
 		return nil, rc.grpcRefusal(protoJaegerGRPC, err)
 	}
 	return &api_v2.PostSpansResponse{}, nil
@@ -177,4 +178,12 @@ func (rc *Receiver) jaegerPostSpans(_ context.Context, dec func(any) error) (any
 func isRefusal(err error) bool {
 	var r *refusal
 	return errors.As(err, &r)
+}
+
+// peerAddr is the gRPC client's address, for the sources report.
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
 }

@@ -117,7 +117,7 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
 		return
 	}
-	if err := rc.ingest(protoZipkin, enc, data, counts, false); err != nil {
+	if err := rc.ingest(protoZipkin, enc, r.RemoteAddr, data, counts, false); err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		return
 	}
@@ -173,7 +173,7 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.sources.rejectSpans(protoOTLPHTTP, reasonInvalidSpan, rejected.Spans)
-	if err := rc.ingest(protoOTLPHTTP, enc, data, counts, true); err != nil {
+	if err := rc.ingest(protoOTLPHTTP, enc, r.RemoteAddr, data, counts, true); err != nil {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
 		return
 	}

@@ -11,7 +11,7 @@ import (
 // sink. A span is counted as received here exactly once; from then on the
 // sink accounts for it as exported, dropped, queued or in flight. data is a
 // serialized OTLP ExportTraceServiceRequest that the sink now owns.
-func (rc *Receiver) ingest(protocol, encoding string, data []byte, counts []translate.ServiceCount, retrying bool) error {
+func (rc *Receiver) ingest(protocol, encoding, client string, data []byte, counts []translate.ServiceCount, retrying bool) error {
 	spans := 0
 	for _, c := range counts {
 		spans += c.Spans
@@ -26,6 +26,7 @@ func (rc *Receiver) ingest(protocol, encoding string, data []byte, counts []tran
 	rc.sources.add(protocol, encoding, counts)
 	err := rc.sink.Push(data, spans, retrying)
 	rc.sources.books.RUnlock()
+	rc.sources.noteClient(protocol, encoding, counts, client)
 	if err != nil {
 		// The sink has counted these spans as dropped; tell the client to back off.
 		rsn := reasonQueueFull
