@@ -113,7 +113,7 @@ func diagnose(t *testing.T, tp *traceport) diagnosis {
 func TestDiagnoseSeed(t *testing.T) {
 	t.Parallel()
 	const auth = "auth-api.auth"
-	args := []string{"--orphan-grace", "1s", "--health-window", "1m"}
+	args := []string{"--orphan-grace", "1s", "--health-window", "1m", "--health-sample-ratio", "1"}
 
 	healthy := startTraceport(t, args...)
 	seedTraffic(t, healthy, nil)

@@ -25,6 +25,7 @@ type nameInfo struct {
 	paths     atomic.Uint32          // pathSidecar | pathApp
 	meshPeer  atomic.Bool            // named by a sidecar's upstream_cluster: the mesh routes to it
 	orphans   atomic.Uint64          // cumulative, for the metric
+	watched   atomic.Uint64          // spans of watched traces, for the metric
 	rootless  atomic.Uint64
 }
 

@@ -18,10 +18,11 @@ type obsSpan struct {
 // scanner walks one serialized ExportTraceServiceRequest. The receiver has
 // validated it; on anything unexpected the scanner stops rather than guess.
 type scanner struct {
-	spans []obsSpan
-	order []int32
-	names *names
-	path  uint32
+	spans  []obsSpan
+	order  []int32
+	names  *names
+	path   uint32
+	sample uint32 // see Tracker.sample
 }
 
 // OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto).
@@ -105,6 +106,8 @@ func nextField(b []byte) (f field, n int) {
 	}
 	return f, n
 }
+
+func (sc *scanner) watched(trace uint64) bool { return uint32(trace) <= sc.sample }
 
 func (sc *scanner) request(b []byte) {
 	for len(b) > 0 {
@@ -221,6 +224,11 @@ func (sc *scanner) scopeSpans(b []byte, svc uint32) {
 		}
 		b = b[n:]
 		if f.num == fSSSpans && f.typ == protowire.BytesType {
+			// Encoders write trace_id first: an unwatched trace's span is
+			// skipped without reading on.
+			if v := f.v; len(v) >= 18 && v[0] == 0x0a && v[1] == 16 && !sc.watched(traceKey(v[2:18])) {
+				continue
+			}
 			sc.span(f.v, svc)
 		}
 	}
@@ -297,6 +305,9 @@ func (sc *scanner) span(b []byte, svc uint32) {
 		}
 	}
 	if len(traceID) != 16 || len(spanID) != 8 {
+		return
+	}
+	if !sc.watched(traceKey(traceID)) {
 		return
 	}
 	s := obsSpan{

@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/traceport/traceport/bench"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
@@ -450,4 +453,46 @@ func TestSVGGolden(t *testing.T) {
 	var empty bytes.Buffer
 	WriteSVG(&empty, nil, nil)
 	golden(t, "graph-empty.svg", empty.Bytes())
+}
+
+// TestSampleRatio: a quarter of the traces are watched, each one whole, and
+// traceport_health_watched_spans_total says how many spans that was.
+func TestSampleRatio(t *testing.T) {
+	tr, _, reg := newTracker(t, Config{SampleRatio: 0.25})
+	total := 0
+	for seed := uint64(1); seed <= 40; seed++ {
+		data := bench.SDKOTLP(100, seed)
+		tr.Observe("otlp_grpc", data)
+		total += 100
+	}
+	watched := 0.0
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "traceport_health_watched_spans_total" {
+			for _, m := range mf.GetMetric() {
+				watched += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if share := watched / float64(total); share < 0.15 || share > 0.35 {
+		t.Errorf("watched %v of %d spans (%.2f), want about a quarter", watched, total, share)
+	}
+	// A trace is watched whole: every span of one trace shares the verdict.
+	sc := &scanner{sample: tr.sample}
+	for seed := uint64(1); seed <= 5; seed++ {
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(bench.SDKOTLP(50, seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		verdict := map[pcommon.TraceID]bool{}
+		spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+		for i := 0; i < spans.Len(); i++ {
+			id := spans.At(i).TraceID()
+			w := sc.watched(traceKey(id[:]))
+			if v, seen := verdict[id]; seen && v != w {
+				t.Fatalf("trace %x watched for some spans and not others", id)
+			}
+			verdict[id] = w
+		}
+	}
 }

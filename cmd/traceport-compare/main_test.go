@@ -54,7 +54,7 @@ func TestJudge(t *testing.T) {
 	}
 	zj := workloads[0] // zipkin-json/100, bar 10
 	f(zj, "none", m(160e3, 50, 2), m(16e3, 190, 5), "PASS")
-	f(zj, "none", m(150e3, 50, 2), m(16e3, 190, 5), "FAIL: ratio 9.4x < 10x")
+	f(zj, "none", m(150e3, 50, 2), m(16e3, 190, 5), "FAIL: ratio 9.38x < 10x")
 	f(zj, "none", m(160e3, 100, 2), m(16e3, 190, 5), "FAIL: RSS 0.53x > 0.5x")
 	f(zj, "none", m(160e3, 50, 5), m(16e3, 190, 5), "FAIL: p99 not lower")
 	f(zj, "gzip", m(1e3, 500, 50), m(16e3, 190, 5), "report") // the bars apply with compression off

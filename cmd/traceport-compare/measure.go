@@ -247,7 +247,7 @@ func (r *row) judge(w workload) {
 	r.Bar = w.bar
 	var miss []string
 	if r.Ratio < w.bar {
-		miss = append(miss, fmt.Sprintf("ratio %.1fx < %.0fx", r.Ratio, w.bar))
+		miss = append(miss, fmt.Sprintf("ratio %.2fx < %.0fx", r.Ratio, w.bar))
 	}
 	if r.RSSRatio > 0.5 {
 		miss = append(miss, fmt.Sprintf("RSS %.2fx > 0.5x", r.RSSRatio))

@@ -85,7 +85,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	rcfg := cfg.receiverConfig(serverTLS)
 	rcfg.Accounts = exp.Accounts()
 	// --- issue 7: trace health, GET /, /api/sources, /api/dependencies (topology/, pages.go) ---
-	topo := topology.New(topology.Config{Grace: cfg.Diagnose.OrphanGrace, Window: cfg.Diagnose.HealthWindow, MaxNames: cfg.MaxServices}, reg)
+	topo := topology.New(topology.Config{Grace: cfg.Diagnose.OrphanGrace, Window: cfg.Diagnose.HealthWindow, MaxNames: cfg.MaxServices, SampleRatio: cfg.Diagnose.HealthSampleRatio}, reg)
 	pg := newPages(topo, cfg.Diagnose.SilenceAfter)
 	rcfg.Observer, rcfg.Pages = topo, pg
 	// --- end issue 7 ---

@@ -19,10 +19,12 @@ type diagnoseConfig struct {
 	SilenceAfter time.Duration
 	OrphanGrace  time.Duration
 	HealthWindow time.Duration
+	// HealthSampleRatio is the share of traces watched for trace health.
+	HealthSampleRatio float64
 }
 
 func defaultDiagnoseConfig() diagnoseConfig {
-	return diagnoseConfig{SilenceAfter: 5 * time.Minute, OrphanGrace: 30 * time.Second, HealthWindow: 5 * time.Minute}
+	return diagnoseConfig{SilenceAfter: 5 * time.Minute, OrphanGrace: 30 * time.Second, HealthWindow: 5 * time.Minute, HealthSampleRatio: 0.25}
 }
 
 // register binds the settings to their flags (and so to TRACEPORT_* and
@@ -31,6 +33,7 @@ func (d *diagnoseConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&d.SilenceAfter, "silence-after", d.SilenceAfter, "a source (service × protocol) silent this long is stale; /api/sources flags a workload whose sidecar or app path went silent")
 	fs.DurationVar(&d.OrphanGrace, "orphan-grace", d.OrphanGrace, "how long a span waits for its parent (and a trace for its root) before it counts as an orphan (rootless)")
 	fs.DurationVar(&d.HealthWindow, "health-window", d.HealthWindow, "sliding window of the orphan ratios and of the dependency preview")
+	fs.Float64Var(&d.HealthSampleRatio, "health-sample-ratio", d.HealthSampleRatio, "share of traces (chosen by trace id, each whole) that trace health and the dependency preview watch; 1 watches all, at about 0.5 µs of CPU per span")
 }
 
 func (d diagnoseConfig) check() []string {
@@ -40,6 +43,9 @@ func (d diagnoseConfig) check() []string {
 	}
 	if d.OrphanGrace <= 0 {
 		bad = append(bad, "orphan-grace: want > 0")
+	}
+	if d.HealthSampleRatio <= 0 || d.HealthSampleRatio > 1 {
+		bad = append(bad, "health-sample-ratio: want more than 0 and at most 1")
 	}
 	if d.HealthWindow < d.OrphanGrace {
 		bad = append(bad, "health-window: want at least orphan-grace")
