@@ -165,12 +165,13 @@ func labelValue(s *dto.Metric, name string) string {
 
 // account is the accounting identity's terms from one scrape.
 type account struct {
-	Received, Exported, Dropped, Queued, InFlight float64
+	Received, Replayed, Exported, Dropped, Queued, InFlight float64
 }
 
 func (m metrics) account() account {
 	return account{
 		Received: m.sum("traceport_received_spans_total"),
+		Replayed: m.sum("traceport_queue_replayed_spans_total"),
 		Exported: m.sum("traceport_exported_spans_total"),
 		Dropped:  m.sum("traceport_dropped_spans_total"),
 		Queued:   m.sum("traceport_queue_spans"),
@@ -179,14 +180,15 @@ func (m metrics) account() account {
 }
 
 func (a account) String() string {
-	return fmt.Sprintf("received %g, exported %g, dropped %g, queued %g, in flight %g",
-		a.Received, a.Exported, a.Dropped, a.Queued, a.InFlight)
+	return fmt.Sprintf("received %g, replayed %g, exported %g, dropped %g, queued %g, in flight %g",
+		a.Received, a.Replayed, a.Exported, a.Dropped, a.Queued, a.InFlight)
 }
 
-// identity checks received = exported + dropped + queued + in flight.
+// identity checks received + replayed = exported + dropped + queued + in
+// flight (replayed: spans a persistent queue brought back from disk).
 func (a account) identity() error {
-	if out := a.Exported + a.Dropped + a.Queued + a.InFlight; a.Received != out {
-		return fmt.Errorf("accounting identity broken: %s: exported+dropped+queued+in flight - received = %+g", a, out-a.Received)
+	if in, out := a.Received+a.Replayed, a.Exported+a.Dropped+a.Queued+a.InFlight; in != out {
+		return fmt.Errorf("accounting identity broken: %s: exported+dropped+queued+in flight - received - replayed = %+g", a, out-in)
 	}
 	return nil
 }
