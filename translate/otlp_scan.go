@@ -287,8 +287,100 @@ var otlpSpanFields = [17]struct {
 	15: {"status", protowire.BytesType}, 16: {"flags", protowire.Fixed32Type},
 }
 
+// otlpSpanWire is the wire type of each known Span field (0 = unknown
+// number, skipped), for otlpSpanFast.
+var otlpSpanWire = [17]int8{0, 2, 2, 2, 2, 2, 0, 1, 1, 2, 0, 2, 0, 2, 0, 2, 5}
+
+// otlpSpanFast accepts the spans encoders actually write (one-byte tags,
+// lengths under 16 KiB, plain attributes) in one tight loop with no calls
+// for most fields. false means "not sure": otlpScanSpan's general walk then
+// gives the verdict and the error message.
+func otlpSpanFast(b []byte) bool {
+	i := 0
+	for i < len(b) {
+		tag := b[i]
+		if tag == 0x85 && i+6 <= len(b) && b[i+1] == 0x01 {
+			i += 6 // flags (16, fixed32): the one field with a two-byte tag
+			continue
+		}
+		if tag >= 0x80 || tag < 8 {
+			return false
+		}
+		i++
+		num, typ := tag>>3, int8(tag&7)
+		if num <= 16 && typ != otlpSpanWire[num] && !(typ == 0 && (num == 6 || num == 10 || num == 12 || num == 14)) {
+			return false
+		}
+		switch typ {
+		case 2:
+			if i >= len(b) {
+				return false
+			}
+			l := int(b[i])
+			i++
+			if l >= 0x80 {
+				if i >= len(b) || b[i] >= 0x80 {
+					return false
+				}
+				l = l&0x7f | int(b[i])<<7
+				i++
+			}
+			if l > len(b)-i {
+				return false
+			}
+			switch num {
+			case 1:
+				if l != 16 && l != 0 {
+					return false
+				}
+			case 2, 4:
+				if l != 8 && l != 0 {
+					return false
+				}
+			case 9:
+				if !otlpPlainKV(b[i : i+l]) {
+					return false
+				}
+			case 11:
+				if otlpScanEvent(b[i:i+l], 0) != nil {
+					return false
+				}
+			case 13:
+				if otlpScanLink(b[i:i+l], 0) != nil {
+					return false
+				}
+			case 15:
+				if otlpScanStatus(b[i:i+l], 0) != nil {
+					return false
+				}
+			}
+			i += l
+		case 0:
+			for j := 0; ; j++ {
+				if i >= len(b) || j == 9 {
+					return false
+				}
+				i++
+				if b[i-1] < 0x80 {
+					break
+				}
+			}
+		case 1:
+			i += 8
+		case 5:
+			i += 4
+		default:
+			return false
+		}
+	}
+	return i == len(b) // a fixed64/fixed32 cut short overshoots
+}
+
 // otlpScanSpan is the hot loop: about 25 fields per SDK-shaped span.
 func otlpScanSpan(b []byte, base int) *otlpError {
+	if otlpSpanFast(b) {
+		return nil
+	}
 	attrIdx, eventIdx, linkIdx := 0, 0, 0
 	for pos := 0; pos < len(b); {
 		f, next, err := otlpNextField(b, pos, base)

@@ -313,6 +313,14 @@ func (d *zDecoder) putAttr(a zAttr) {
 
 // appendTo writes the attribute as a KeyValue field.
 func (a *zAttr) appendTo(b []byte, field protowire.Number) []byte {
+	if a.kind == attrString && len(a.key) < 128 && len(a.str) < 124 && len(a.key)+len(a.str) < 122 {
+		// Every length fits one byte: the common tag, written without
+		// the general path's calls.
+		b = append(b, byte(field)<<3|2, byte(len(a.key)+len(a.str)+6), fKVKey<<3|2, byte(len(a.key)))
+		b = append(b, a.key...)
+		b = append(b, fKVValue<<3|2, byte(len(a.str)+2), fAnyString<<3|2, byte(len(a.str)))
+		return append(b, a.str...)
+	}
 	var anyLen int
 	switch a.kind {
 	case attrString:
