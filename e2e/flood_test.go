@@ -72,7 +72,7 @@ func TestFlood(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	const memoryLimit = 256 << 20
-	tp := startTraceport(t, "--log-level", "warn", "--summary-interval", "0",
+	tp := startTraceportBin(t, plainBin, "--log-level", "warn", "--summary-interval", "0",
 		"--jaeger", ln.Addr().String(), "--jaeger-compression", "none", "--senders", "1",
 		"--batch-max-spans", "1000", "--queue-spans", "20000", "--memory-limit", strconv.Itoa(memoryLimit))
 

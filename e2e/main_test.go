@@ -21,6 +21,8 @@ var (
 	repoRoot     string
 	jaegerBin    string
 	traceportBin string
+	// plainBin is traceport built without the race detector.
+	plainBin string
 	// traceportErr is why traceport did not build; tests that need it fail
 	// with it, the Jaeger-only tests still run.
 	traceportErr error
@@ -79,6 +81,17 @@ func run(m *testing.M) int {
 	if err := build.Run(); err != nil {
 		traceportErr = fmt.Errorf("go build ./cmd/traceport: %v\n%s", err, stderr.Bytes())
 		fmt.Fprintln(os.Stderr, "e2e:", traceportErr)
+	}
+	// Measurements of memory and speed need the binary users run: the race
+	// detector multiplies both.
+	plainBin = traceportBin
+	if raceBuild && traceportErr == nil {
+		plainBin = filepath.Join(dir, "traceport-plain")
+		build := exec.Command("go", "build", "-o", plainBin, "./cmd/traceport")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			traceportErr = fmt.Errorf("go build ./cmd/traceport: %v\n%s", err, out)
+		}
 	}
 	return m.Run()
 }

@@ -28,12 +28,18 @@ type traceport struct {
 // awaited: with Jaeger down it may rightly stay false.
 func startTraceport(t testing.TB, args ...string) *traceport {
 	t.Helper()
+	return startTraceportBin(t, traceportBin, args...)
+}
+
+// startTraceportBin starts a given build of traceport (see plainBin).
+func startTraceportBin(t testing.TB, bin string, args ...string) *traceport {
+	t.Helper()
 	if traceportErr != nil {
 		t.Fatal(traceportErr)
 	}
 	tp := &traceport{t: t, addr: hostPort(freePort(t)), http: &http.Client{Timeout: 5 * time.Second}}
 	args = append([]string{"--listen", tp.addr, "--log-level", "debug", "--summary-interval", "1s"}, args...)
-	tp.proc = startProc(t, "traceport", traceportBin, args...)
+	tp.proc = startProc(t, "traceport", bin, args...)
 	eventually(t, 15*time.Second, func() error {
 		if tp.proc.exited() {
 			t.Fatalf("traceport exited: %v", tp.proc.err)

@@ -43,9 +43,19 @@ func (g *memoryGuard) watch(every time.Duration) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var lastFree time.Time
 	for {
 		metrics.Read(samples)
 		used := samples[0].Value.Uint64() - samples[1].Value.Uint64()
+		if used > g.soft && time.Since(lastFree) > time.Second {
+			// Freed memory the runtime has not returned to the OS yet
+			// counts here for minutes; without this, the door would stay
+			// shut long after the flood. At most once a second.
+			debug.FreeOSMemory()
+			lastFree = time.Now()
+			metrics.Read(samples)
+			used = samples[0].Value.Uint64() - samples[1].Value.Uint64()
+		}
 		g.over.Store(used > g.soft)
 		select {
 		case <-g.stop:
@@ -86,10 +96,12 @@ func MemoryLimitFromCgroup() int64 {
 	return 0
 }
 
-// SetGoMemoryLimit makes the garbage collector keep the heap under limit,
-// unless GOMEMLIMIT is set in the environment (an operator's choice wins).
+// SetGoMemoryLimit makes the garbage collector keep the runtime's memory
+// under 90% of limit (the rest is for what the runtime does not count, such
+// as fragmentation, so the process's RSS stays under limit), unless
+// GOMEMLIMIT is set in the environment (an operator's choice wins).
 func SetGoMemoryLimit(limit int64) {
 	if limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(limit)
+		debug.SetMemoryLimit(limit / 10 * 9)
 	}
 }
