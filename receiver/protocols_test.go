@@ -221,20 +221,8 @@ func TestMixedHTTP2Connection(t *testing.T) {
 		t.Fatalf("zipkin over h2c: %d %s", code, msg)
 	}
 	// A gRPC request on the same client connection (net/http's transport
-	// reuses it): framed by hand, one empty ExportTraceServiceRequest.
-	req, _ := http.NewRequest("POST", "http://"+tr.addr+otlpExportMethod, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
-	req.Header.Set("Content-Type", "application/grpc")
-	req.Header.Set("TE", "trailers")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Trailer.Get("Grpc-Status") != "0" {
-		t.Errorf("gRPC on a connection that began with plain HTTP/2: status %d grpc-status %q", resp.StatusCode, resp.Trailer.Get("Grpc-Status"))
-	}
+	// reuses it).
+	grpcOverHTTP2(t, c, tr.addr)
 	if code, msg, _ := post(t, c, "http://"+tr.addr+"/api/v2/spans", "application/json", body); code != 202 {
 		t.Fatalf("zipkin after gRPC on the same connection: %d %s", code, msg)
 	}
@@ -278,31 +266,34 @@ func TestProbesAndMetrics(t *testing.T) {
 func TestGRPCFirstThenPlainHTTP2(t *testing.T) {
 	tr := startReceiver(t, Config{})
 	c := h2cClient()
-	grpcCall := func() {
-		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+tr.addr+otlpExportMethod, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
-		req.Header.Set("Content-Type", "application/grpc")
-		req.Header.Set("TE", "trailers")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		buf.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Trailer.Get("Grpc-Status") != "0" {
-			t.Fatalf("gRPC request: status %d grpc-status %q", resp.StatusCode, resp.Trailer.Get("Grpc-Status"))
-		}
-	}
-	grpcCall()
+	grpcOverHTTP2(t, c, tr.addr)
 	body := []byte(`[{"traceId":"1","id":"2","name":"a","localEndpoint":{"serviceName":"mixed"}}]`)
 	for i := 0; i < 3; i++ {
 		if code, msg, _ := post(t, c, "http://"+tr.addr+"/api/v2/spans", "application/json", body); code != 202 {
 			t.Fatalf("plain request %d after gRPC on the same client: %d %s", i, code, msg)
 		}
-		grpcCall()
+		grpcOverHTTP2(t, c, tr.addr)
 	}
 	if got := tr.received(t, protoZipkin, encJSON, "mixed"); got != 3 {
 		t.Errorf("received %v zipkin spans, want 3", got)
+	}
+}
+
+// grpcOverHTTP2 sends one gRPC Export (an empty request, framed by hand)
+// with a plain HTTP/2 client, so it shares that client's connection.
+func grpcOverHTTP2(t *testing.T, c *http.Client, addr string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+addr+otlpExportMethod, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("TE", "trailers")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("gRPC request on a shared HTTP/2 client: status %d grpc-status %q", resp.StatusCode, resp.Trailer.Get("Grpc-Status"))
 	}
 }
