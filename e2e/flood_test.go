@@ -123,12 +123,22 @@ func TestFlood(t *testing.T) {
 	refused := 0
 	for i, r := range results {
 		t.Logf("%s: accepted %d spans (%.0f/s), errors %v", loads[i].Protocol, r.AcceptedSpans, float64(r.AcceptedSpans)/r.Elapsed.Seconds(), r.Errors)
+		timedOut := int64(0)
 		for k, n := range r.Errors {
-			if strings.Contains(k, "ResourceExhausted") || strings.Contains(k, "429") {
+			switch {
+			case strings.Contains(k, "ResourceExhausted") || strings.Contains(k, "429"):
 				refused += int(n)
-			} else if !strings.Contains(k, "transport") {
+			case strings.Contains(k, "DeadlineExceeded") || strings.Contains(k, "transport"):
+				// The flooding client's own 10 s deadline: on 2 cores shared
+				// with this (possibly race-instrumented) generator, a few
+				// requests wait their turn too long. A few, not many.
+				timedOut += n
+			default:
 				t.Errorf("%s: unexpected errors %q: %d", loads[i].Protocol, k, n)
 			}
+		}
+		if timedOut*20 > r.Requests {
+			t.Errorf("%s: %d of %d requests timed out: more than 5%%", loads[i].Protocol, timedOut, r.Requests)
 		}
 	}
 	if refused == 0 {
