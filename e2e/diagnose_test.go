@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/traceport/traceport/internal/pathcut"
 )
 
 // seedTraffic is the seed's cluster, one request per app, with the sidecar
@@ -161,7 +162,7 @@ func TestDoctorBinary(t *testing.T) {
 	if code != 0 || strings.Count(out, "✓") != 4 || strings.Contains(out, "✗") {
 		t.Errorf("healthy: exit %d, want 0 and four ✓", code)
 	}
-	code, out = doctor(zipkinCutter(t, tp.addr))
+	code, out = doctor(pathcut.Zipkin(t, tp.addr))
 	if code == 0 {
 		t.Errorf("zipkin cut: exit 0, want non-zero")
 	}
@@ -173,44 +174,6 @@ func TestDoctorBinary(t *testing.T) {
 			t.Errorf("zipkin cut: %q, want ✓", l)
 		}
 	}
-}
-
-// zipkinCutter forwards connections to target, except those whose first
-// request is a Zipkin POST: it closes them without a reply.
-func zipkinCutter(t *testing.T, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				head := make([]byte, len("POST /api/v"))
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, _ := io.ReadFull(c, head)
-				c.SetReadDeadline(time.Time{})
-				if bytes.Equal(head[:n], []byte("POST /api/v")) {
-					return
-				}
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				up.Write(head[:n])
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // pageInChromium loads GET / in headless Chromium (Debian's package,

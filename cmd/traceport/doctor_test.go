@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/traceport/traceport/exporter"
+	"github.com/traceport/traceport/internal/pathcut"
 	"github.com/traceport/traceport/receiver"
 	"github.com/traceport/traceport/topology"
 )
@@ -47,46 +48,6 @@ func startInProcess(t *testing.T, cfg Config) string {
 		rc.Shutdown(ctx)
 		exp.Shutdown(ctx)
 	})
-	return ln.Addr().String()
-}
-
-// zipkinCutter is the seed's broken path as a TCP proxy: it forwards every
-// connection to target except those whose first request is a Zipkin POST,
-// which it closes without a reply (as a blocked sidecar path looks to a
-// client behind a proxy).
-func zipkinCutter(t *testing.T, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				head := make([]byte, len("POST /api/v2/spans"))
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, _ := io.ReadFull(c, head)
-				c.SetReadDeadline(time.Time{})
-				if bytes.HasPrefix(head[:n], []byte("POST /api/v")) {
-					return
-				}
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				up.Write(head[:n])
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
 	return ln.Addr().String()
 }
 
@@ -125,7 +86,7 @@ func TestDoctor(t *testing.T) {
 	})
 
 	t.Run("zipkin path cut", func(t *testing.T) {
-		code, out := doctorRun(t, "--endpoint", zipkinCutter(t, healthy), "--timeout", "3s")
+		code, out := doctorRun(t, "--endpoint", pathcut.Zipkin(t, healthy), "--timeout", "3s")
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
