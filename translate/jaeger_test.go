@@ -3,8 +3,6 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,14 +12,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
-
-// jaegerUpdate reports -update (go test ./translate -run Jaeger -update),
-// which rewrites the golden files. The flag is defined by zipkin_test.go;
-// looking it up at test time keeps the files independent of init order.
-func jaegerUpdate() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
 
 var (
 	jStart = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
@@ -150,20 +140,7 @@ func TestJaegerBatchGolden(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			td, rej := JaegerBatch(tt.batch)
 			got := jaegerGolden(t, td, rej)
-			path := filepath.Join("testdata", "jaeger", tt.name+".json")
-			if jaegerUpdate() {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("%s differs from the conversion:\n%s", path, got)
-			}
+			checkGolden(t, filepath.Join("testdata", "jaeger", tt.name+".json"), got)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,15 +15,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/proto"
 )
-
-// zipkinUpdate rewrites the golden files: go test ./translate -run Zipkin -update.
-// Looked up first because other test files of the package may define -update too.
-var zipkinUpdate = func() *bool {
-	if f := flag.Lookup("update"); f != nil {
-		return f.Value.(flag.Getter).Get().(*bool)
-	}
-	return flag.Bool("update", false, "rewrite golden files")
-}()
 
 // zipkinGolden renders a decode result the way a reviewer reads it.
 func zipkinGolden(t *testing.T, td ptrace.Traces, rej Rejected) []byte {
@@ -46,23 +36,6 @@ func zipkinGolden(t *testing.T, td ptrace.Traces, rej Rejected) []byte {
 	}
 	pretty.WriteByte('\n')
 	return pretty.Bytes()
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *zipkinUpdate {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the decode result; got:\n%s", path, got)
-	}
 }
 
 // TestZipkinGolden decodes every input in testdata/zipkin, picking the
