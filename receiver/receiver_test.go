@@ -240,25 +240,27 @@ func post(t *testing.T, c *http.Client, url, contentType string, body []byte, he
 }
 
 // sharedZipkin lists the field payloads in ../shared/testdata/zipkin (the
-// team's, read-only) with the path each must be posted to.
+// team's, read-only; translate/testdata keeps copies for when shared/ is not
+// beside the clone) and the project's own cases, with the path each must be
+// posted to.
 func sharedZipkin(t *testing.T) map[string]string {
 	t.Helper()
-	files, _ := filepath.Glob("../../shared/testdata/zipkin/*.json")
-	if len(files) == 0 {
-		files, _ = filepath.Glob("../translate/testdata/zipkin/*.json")
-	}
+	shared, _ := filepath.Glob("../../shared/testdata/zipkin/*.json")
+	ours, _ := filepath.Glob("../translate/testdata/zipkin/*.json") // copies of the shared ones, and our own cases
 	var out = map[string]string{}
-	for _, f := range files {
-		if strings.HasSuffix(f, ".golden.json") {
+	seen := map[string]bool{}
+	for _, f := range append(shared, ours...) {
+		if strings.HasSuffix(f, ".golden.json") || seen[filepath.Base(f)] {
 			continue
 		}
+		seen[filepath.Base(f)] = true
 		out[f] = "/api/v2/spans"
 		if strings.Contains(f, "v1") {
 			out[f] = "/api/v1/spans"
 		}
 	}
-	if len(out) < 6 {
-		t.Fatalf("found %d Zipkin field payloads, want the 6 shared ones", len(out))
+	if len(out) < 10 {
+		t.Fatalf("found %d Zipkin payloads, want the 6 shared ones and our own", len(out))
 	}
 	return out
 }
