@@ -111,20 +111,22 @@ func equal(a, b []int) bool {
 func TestBatchTimeout(t *testing.T) {
 	be := newBackend(t, ProtocolOTLPGRPC, nil)
 	cfg := testConfig(be.addr, ProtocolOTLPGRPC)
-	cfg.BatchTimeout = time.Second
+	// Long enough that "at once" stays tell-apart from the timeout on a
+	// busy CI machine.
+	cfg.BatchTimeout = 3 * time.Second
 	cfg.BatchMaxSpans = 200
 	e, reg := start(t, cfg)
 	t0 := time.Now()
 	pushN(t, e, 1, 100)
 	eventually(t, 5*time.Second, "timed-out batch", func() bool { return be.received() == 100 })
-	if d := time.Since(t0); d < 950*time.Millisecond {
-		t.Errorf("half-full batch sent after %v, before BatchTimeout 1s", d)
+	if d := time.Since(t0); d < 2950*time.Millisecond {
+		t.Errorf("half-full batch sent after %v, before BatchTimeout 3s", d)
 	}
 	t1 := time.Now()
 	pushN(t, e, 2, 100)
 	eventually(t, 5*time.Second, "full batch", func() bool { return be.received() == 300 })
-	if d := time.Since(t1); d > 500*time.Millisecond {
-		t.Errorf("full batch sent after %v, want at once", d)
+	if d := time.Since(t1); d > 2*time.Second {
+		t.Errorf("full batch sent after %v, want at once, not after BatchTimeout 3s", d)
 	}
 	checkIdentity(t, e, reg)
 }
