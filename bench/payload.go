@@ -11,6 +11,7 @@ import (
 	zipkinproto "github.com/openzipkin/zipkin-go/proto/zipkin_proto3"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -416,11 +417,20 @@ func sdkTraces(spans int, seed uint64) ptrace.Traces {
 // SDKOTLP returns a serialized OTLP ExportTraceServiceRequest of spans spans
 // from one service, shaped as an OpenTelemetry SDK's HTTP instrumentation
 // exports them: 8 resource attributes, 10 attributes per span, ~430 B per
-// span at 100 spans per request.
+// span at 100 spans per request. It is serialized by protobuf-go, as the Go
+// SDK's exporters do (and the other SDKs alike): fields in ascending order,
+// trace_id first. pdata writes them in reverse, as only a Collector sends.
 func SDKOTLP(spans int, seed uint64) []byte {
 	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(sdkTraces(spans, seed))
 	if err != nil {
 		panic("bench: marshal otlp: " + err.Error()) // cannot happen for these messages
+	}
+	var req collectortrace.ExportTraceServiceRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		panic("bench: otlp from pdata: " + err.Error())
+	}
+	if b, err = (proto.MarshalOptions{Deterministic: true}).Marshal(&req); err != nil {
+		panic("bench: marshal otlp: " + err.Error())
 	}
 	return b
 }

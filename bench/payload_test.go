@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"google.golang.org/protobuf/encoding/protowire"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,6 +161,11 @@ func TestSDKOTLP(t *testing.T) {
 		if n == 100 {
 			within(t, "bytes per span", float64(len(body))/float64(n), 430, 0.15)
 		}
+		// As an SDK writes it: every message's fields in ascending order
+		// (trace_id first in a span), where pdata writes them in reverse.
+		if !ascending(body, 0) {
+			t.Errorf("%d spans: fields are not in ascending order", n)
+		}
 		fromJSON, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(SDKOTLPJSON(n, 5))
 		if err != nil {
 			t.Fatalf("OTLP/JSON: %v", err)
@@ -222,4 +228,32 @@ func BenchmarkEnvoyZipkinJSON(b *testing.B) {
 	for i := range b.N {
 		EnvoyZipkinJSON(100, uint64(i))
 	}
+}
+
+// ascending reports whether the fields of an ExportTraceServiceRequest and
+// of its ResourceSpans, ScopeSpans and Spans (depth 0 to 3) are written in
+// ascending field-number order.
+func ascending(b []byte, depth int) bool {
+	last := protowire.Number(0)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num < last {
+			return false
+		}
+		last = num
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		// resource_spans(1) → scope_spans(2) → spans(2)
+		if typ == protowire.BytesType && depth < 3 && ((depth == 0 && num == 1) || (depth > 0 && num == 2)) {
+			v, _ := protowire.ConsumeBytes(b)
+			if !ascending(v, depth+1) {
+				return false
+			}
+		}
+		b = b[m:]
+	}
+	return true
 }

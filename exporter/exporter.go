@@ -12,6 +12,7 @@ import (
 
 	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/traceport/traceport/internal/bufpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
@@ -391,7 +392,7 @@ func (e *Exporter) Stats() Stats {
 type batch struct {
 	items   []item
 	spans   int
-	payload mem.Buffer // the concatenated request
+	payload mem.Buffer // the concatenated request, made by joined()
 	wire    mem.Buffer // otlp-http: payload compressed, kept for retries
 
 	sent     int // spans the backend accepted
@@ -445,7 +446,7 @@ func (e *Exporter) next(items []item, timer *time.Timer) *batch {
 					e.wake()
 				}
 				e.metrics.batchSpans.Observe(float64(spans))
-				return &batch{items: items, spans: spans, payload: concat(items)}
+				return &batch{items: items, spans: spans}
 			}
 		} else if e.closing {
 			e.mu.Unlock()
@@ -468,24 +469,39 @@ func (e *Exporter) next(items []item, timer *time.Timer) *batch {
 	}
 }
 
-// concat joins the pushes into one request: concatenated serialized
+// joined returns the pushes as one request: concatenated serialized
 // ExportTraceServiceRequests are a valid merged one (field 1 is repeated),
-// so batching never decodes. A lone push is sent as it is.
-func concat(items []item) mem.Buffer {
-	if len(items) == 1 {
-		return mem.SliceBuffer(items[0].data)
+// so batching never decodes. A lone push is sent as it is. The otlp-grpc
+// sender does not call it: gRPC writes the pushes one after the other
+// (parts), which saves copying a whole batch.
+func (b *batch) joined() mem.Buffer {
+	if b.payload != nil {
+		return b.payload
+	}
+	if len(b.items) == 1 {
+		b.payload = mem.SliceBuffer(b.items[0].data)
+		return b.payload
 	}
 	n := 0
-	for _, it := range items {
+	for _, it := range b.items {
 		n += len(it.data)
 	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(n)
+	buf := bufpool.Shared.Get(n)
 	off := 0
-	for _, it := range items {
+	for _, it := range b.items {
 		off += copy((*buf)[off:], it.data)
 	}
-	return mem.NewBuffer(buf, pool)
+	b.payload = mem.NewBuffer(buf, bufpool.Shared)
+	return b.payload
+}
+
+// parts returns the pushes as one request without copying them.
+func (b *batch) parts() mem.BufferSlice {
+	parts := make(mem.BufferSlice, len(b.items))
+	for i, it := range b.items {
+		parts[i] = mem.SliceBuffer(it.data)
+	}
+	return parts
 }
 
 // export is the retry loop around attempts (apart from them, as Prometheus'
@@ -598,7 +614,9 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 	if e.wal != nil && !keep && (rest != dropShutdown || left == 0) {
 		e.wal.ack(b.items)
 	}
-	b.payload.Free()
+	if b.payload != nil {
+		b.payload.Free()
+	}
 	if b.wire != nil {
 		b.wire.Free()
 	}

@@ -203,7 +203,7 @@ func (b *backend) serveGRPC(ln net.Listener) {
 					}
 					return nil, st.Err()
 				}
-				return &rawMessage{buf: mem.SliceBuffer(partialSuccess(r.rejected))}, nil
+				return &rawMessage{parts: mem.BufferSlice{mem.SliceBuffer(partialSuccess(r.rejected))}}, nil
 			},
 		}},
 	}, nil)

@@ -54,7 +54,7 @@ var gzipWriters = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(nil, g
 // wire returns the request body, compressed once per batch and kept for
 // its retries.
 func (e *Exporter) wire(b *batch) (mem.Buffer, error) {
-	raw := b.payload.ReadOnlyData()
+	raw := b.joined().ReadOnlyData()
 	switch e.cfg.Compression {
 	case "gzip":
 		var out bytes.Buffer
@@ -72,8 +72,9 @@ func (e *Exporter) wire(b *batch) (mem.Buffer, error) {
 	case "zstd":
 		return mem.SliceBuffer(zstdEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/4+64))), nil
 	}
-	b.payload.Ref() // the caller frees its reference like for a compressed body
-	return b.payload, nil
+	p := b.joined()
+	p.Ref() // the caller frees its reference like for a compressed body
+	return p, nil
 }
 
 // sendOTLPHTTP POSTs the batch to /v1/traces and classifies the answer.

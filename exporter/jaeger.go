@@ -19,7 +19,7 @@ const postSpansMethod = "/jaeger.api_v2.CollectorService/PostSpans"
 func (e *Exporter) sendJaeger(ctx context.Context, b *batch) error {
 	if !b.converted {
 		b.converted = true
-		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b.payload.ReadOnlyData())
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b.joined().ReadOnlyData())
 		if err != nil {
 			b.rejected = b.spans
 			return &attemptError{code: "decode", err: err}

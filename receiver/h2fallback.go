@@ -62,42 +62,99 @@ func newGRPCOnlyConn(c net.Conn) *grpcOnlyConn {
 }
 
 func (g *grpcOnlyConn) Read(p []byte) (int, error) {
-	for len(g.out) == 0 {
-		if len(g.in) > 0 {
-			g.check()
-			if len(g.out) > 0 {
-				break
+	for {
+		if len(g.out) > 0 {
+			n := copy(p, g.out)
+			g.out = g.out[n:]
+			if len(g.out) == 0 {
+				g.out = g.outBuf[:0]
 			}
-		} else if g.skip > 0 && !g.dropData {
-			// Inside a frame's payload, nothing held back: read straight
-			// into grpc's buffer. This is where almost all bytes go.
-			n, err := g.Conn.Read(p[:min(len(p), g.skip)])
-			g.skip -= n
-			return n, err
+			return n, nil
+		}
+		if len(g.in) == 0 {
+			// The usual case: read straight into grpc's buffer and let
+			// it have the bytes where they are.
+			n, err := g.Conn.Read(p)
+			m, kept := g.pass(p[:n])
+			if m < kept {
+				g.in = append(g.inBuf[:0], p[m:kept]...)
+				g.inBuf = g.in[:0]
+				if m > 0 {
+					return m, nil // the error, if any, comes again
+				}
+			} else if m > 0 || err != nil {
+				return m, err
+			}
+			continue
+		}
+		// Something was held back: check() needs whole frame headers
+		// and whole header blocks.
+		g.check()
+		if len(g.out) > 0 {
+			continue
 		}
 		if g.rbuf == nil {
 			g.rbuf = make([]byte, 16<<10)
 		}
 		n, err := g.Conn.Read(g.rbuf)
-		if len(g.in) == 0 {
-			g.in = g.inBuf[:0]
-		}
 		g.in = append(g.in, g.rbuf[:n]...)
 		g.inBuf = g.in[:0]
 		if err != nil {
 			g.check()
 			if len(g.out) > 0 {
-				break
+				continue
 			}
 			return 0, err
 		}
 	}
-	n := copy(p, g.out)
-	g.out = g.out[n:]
-	if len(g.out) == 0 {
-		g.out = g.outBuf[:0]
+}
+
+// pass walks frames read straight into grpc's buffer and returns how many
+// bytes of b grpc may have as they are (m), and b's length after a refused
+// new stream's headers were cut out of it (kept). It stops where check()
+// must take over: a frame header cut by the end of the read, a header block
+// continued in CONTINUATION frames, or frames of refused streams. A new
+// stream's headers that arrived whole are decoded in place: the one HPACK
+// decode per request, and no copy.
+func (g *grpcOnlyConn) pass(b []byte) (m, kept int) {
+	i := 0
+	for i < len(b) {
+		if g.skip > 0 {
+			if g.dropData {
+				return i, len(b)
+			}
+			k := min(g.skip, len(b)-i)
+			i += k
+			g.skip -= k
+			continue
+		}
+		if len(b)-i < 9 || g.heldID != 0 {
+			return i, len(b)
+		}
+		length := int(b[i])<<16 | int(b[i+1])<<8 | int(b[i+2])
+		typ, flags := b[i+3], b[i+4]
+		stream := binary.BigEndian.Uint32(b[i+5:i+9]) & 0x7fffffff
+		switch {
+		case typ == frameHeaders && stream > g.lastGood:
+			if g.refusing || flags&flagEndHeaders == 0 || len(b)-i < 9+length {
+				return i, len(b)
+			}
+			g.decodeFragment(typ, flags, b[i+9:i+9+length])
+			if g.endBlock() {
+				g.lastGood = stream
+				i += 9 + length
+				continue
+			}
+			g.refuse()
+			b = b[:i+copy(b[i:], b[i+9+length:])]
+		case typ == frameContinuation && stream > g.lastGood, g.refusing && stream > g.lastGood:
+			return i, len(b)
+		default:
+			i += 9
+			g.skip, g.dropData = length, false
+		}
 	}
-	return n, nil
+	return i, len(b)
 }
 
 // check moves whole frames (and payload as it streams in) from in to out,
@@ -143,14 +200,30 @@ func (g *grpcOnlyConn) check() {
 }
 
 // holdHeaders collects a new stream's header block; at END_HEADERS it is
-// decoded and either released to grpc or refused.
+// either released to grpc or refused.
 func (g *grpcOnlyConn) holdHeaders(typ, flags byte, stream uint32, frame []byte) {
 	if typ == frameHeaders {
 		g.held, g.heldID = g.held[:0], stream
 	}
 	g.held = append(g.held, frame...)
-	frag := frame[9:]
+	g.decodeFragment(typ, flags, frame[9:])
+	if flags&flagEndHeaders == 0 {
+		return
+	}
+	g.heldID = 0
+	if !g.endBlock() || g.refusing {
+		g.refuse()
+		return
+	}
+	g.lastGood = stream
+	g.appendOut(g.held)
+}
+
+// decodeFragment feeds one fragment of a new stream's header block to the
+// HPACK decoder, which must see every block in order to keep its table.
+func (g *grpcOnlyConn) decodeFragment(typ, flags byte, frag []byte) {
 	if typ == frameHeaders {
+		g.isGRPC = false
 		if flags&flagPadded != 0 && len(frag) > 0 {
 			if pad := int(frag[0]); pad < len(frag) {
 				frag = frag[1 : len(frag)-pad]
@@ -160,25 +233,24 @@ func (g *grpcOnlyConn) holdHeaders(typ, flags byte, stream uint32, frame []byte)
 			frag = frag[5:]
 		}
 	}
-	g.isGRPC = false
 	if _, err := g.dec.Write(frag); err != nil {
 		g.isGRPC = true // let grpc report the compression error itself
 	}
-	if flags&flagEndHeaders == 0 {
-		return
-	}
+}
+
+// endBlock ends a header block and reports whether it is a gRPC request.
+func (g *grpcOnlyConn) endBlock() bool {
 	g.dec.Close()
-	id := g.heldID
-	g.heldID = 0
-	if g.refusing || !g.isGRPC {
-		if !g.refusing {
-			g.refusing = true
-			g.inject(goAwayFrame(g.lastGood))
-		}
-		return
+	return g.isGRPC
+}
+
+// refuse sends, once, the GOAWAY that leaves every later stream
+// unprocessed; from then on new streams are dropped.
+func (g *grpcOnlyConn) refuse() {
+	if !g.refusing {
+		g.refusing = true
+		g.inject(goAwayFrame(g.lastGood))
 	}
-	g.lastGood = id
-	g.appendOut(g.held)
 }
 
 func (g *grpcOnlyConn) appendOut(b []byte) {

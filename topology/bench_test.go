@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/traceport/traceport/bench"
 	"github.com/traceport/traceport/translate"
 )
@@ -26,6 +28,19 @@ func BenchmarkObserve(b *testing.B) {
 		body           func(seed uint64) []byte
 	}{
 		{"sdk-otlp-100", "otlp_grpc", func(seed uint64) []byte { return bench.SDKOTLP(100, seed) }},
+		// The same spans as a Collector (pdata) forwards them: fields in
+		// reverse order, trace_id last, so no span is skipped early.
+		{"collector-otlp-100", "otlp_grpc", func(seed uint64) []byte {
+			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(bench.SDKOTLP(100, seed))
+			if err != nil {
+				b.Fatal(err)
+			}
+			data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return data
+		}},
 		{"envoy-zipkin-100", "zipkin", envoy},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -238,9 +238,16 @@ func (sc *scanner) span(b []byte, svc uint32) {
 	var traceID, spanID, parentID []byte
 	var kind uint64
 	var h hint
+	// Only CLIENT spans name a peer. protobuf-go (SDKs) writes the kind (6)
+	// before the attributes (9), which are then read on the way; pdata
+	// (Collectors) writes fields in reverse, trace_id last: there the
+	// attributes' extent is noted and read once the span turns out to be
+	// a watched CLIENT span.
+	attrLo, attrHi := -1, -1
 	// The loop is nextField inlined by hand for the shapes spans have
 	// (one-byte tags): it runs for every field of every span.
 	for i := 0; i < len(b); {
+		at := i
 		tag := b[i]
 		if tag >= 0x80 {
 			_, n := nextField(b[i:]) // no span field we read has a two-byte tag
@@ -271,19 +278,22 @@ func (sc *scanner) span(b []byte, svc uint32) {
 			switch tag >> 3 {
 			case fSpanTraceID:
 				traceID = b[i : i+l]
+				if len(traceID) == 16 && !sc.watched(traceKey(traceID)) {
+					return
+				}
 			case fSpanID:
 				spanID = b[i : i+l]
 			case fSpanParentID:
 				parentID = b[i : i+l]
 			case fSpanAttributes:
-				// Only CLIENT spans name a peer. protobuf-go (SDKs) writes
-				// the kind (6) before the attributes (9); pdata (the
-				// receiver's Zipkin conversion) writes fields in reverse.
-				// When the kind is not known yet, look anyway and
-				// forget the hint if the span is no CLIENT: cheaper than
-				// a second walk.
-				if kind == kindClient || kind == 0 {
+				switch {
+				case kind == kindClient:
 					h.attr(b[i : i+l])
+				case kind == 0:
+					if attrLo < 0 {
+						attrLo = at
+					}
+					attrHi = i + l
 				}
 			}
 			i += l
@@ -307,9 +317,6 @@ func (sc *scanner) span(b []byte, svc uint32) {
 	if len(traceID) != 16 || len(spanID) != 8 {
 		return
 	}
-	if !sc.watched(traceKey(traceID)) {
-		return
-	}
 	s := obsSpan{
 		trace: traceKey(traceID),
 		id:    binary.LittleEndian.Uint64(spanID),
@@ -319,6 +326,18 @@ func (sc *scanner) span(b []byte, svc uint32) {
 		s.parent = binary.LittleEndian.Uint64(parentID)
 	}
 	if kind == kindClient {
+		if attrLo >= 0 {
+			for rest := b[attrLo:attrHi]; len(rest) > 0; {
+				f, n := nextField(rest)
+				if n < 0 {
+					return
+				}
+				rest = rest[n:]
+				if f.num == fSpanAttributes && f.typ == protowire.BytesType {
+					h.attr(f.v)
+				}
+			}
+		}
 		s.peer = sc.peerID(&h, svc)
 	}
 	sc.spans = append(sc.spans, s)

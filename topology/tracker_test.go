@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -320,15 +322,28 @@ func TestHostName(t *testing.T) {
 func TestPeerHints(t *testing.T) {
 	f := func(attrs map[string]string, want string) {
 		t.Helper()
-		tr, c, _ := newTracker(t, Config{})
-		tr.Observe("zipkin", request(t, sp{svc: "caller", trace: "1", id: "1", kind: ptrace.SpanKindClient, attrs: attrs}))
-		c.advance(time.Minute)
-		var got string
-		for _, e := range tr.Edges() {
-			got = e.Child
+		data := request(t, sp{svc: "caller", trace: "1", id: "1", kind: ptrace.SpanKindClient, attrs: attrs})
+		// pdata writes a span's fields in reverse (kind after attributes),
+		// SDKs in order: both must find the same peer.
+		var req collectortrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(data, &req); err != nil {
+			t.Fatal(err)
 		}
-		if got != want {
-			t.Errorf("attrs %v: hinted callee %q, want %q", attrs, got, want)
+		sdk, err := proto.Marshal(&req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for order, body := range map[string][]byte{"pdata": data, "protobuf-go": sdk} {
+			tr, c, _ := newTracker(t, Config{})
+			tr.Observe("zipkin", body)
+			c.advance(time.Minute)
+			var got string
+			for _, e := range tr.Edges() {
+				got = e.Child
+			}
+			if got != want {
+				t.Errorf("attrs %v, %s field order: hinted callee %q, want %q", attrs, order, got, want)
+			}
 		}
 	}
 	f(map[string]string{"upstream_cluster": cluster}, "auth-api.auth")
