@@ -36,6 +36,9 @@ type recordingSink struct {
 	pushes [][]byte
 	spans  int
 	full   bool
+	// pushFails refuses at Push only: the queue filled between the door
+	// and the push.
+	pushFails bool
 }
 
 var errFull = errors.New("queue full")
@@ -49,7 +52,7 @@ func (s *recordingSink) Admit(bool) (bool, time.Duration) {
 func (s *recordingSink) Push(data []byte, spans int, _ bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.full {
+	if s.full || s.pushFails {
 		return errFull
 	}
 	s.pushes = append(s.pushes, data)

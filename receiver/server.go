@@ -64,6 +64,7 @@ type Receiver struct {
 	http   *http.Server
 	native *connListener // HTTP/2 connections whose first request is gRPC
 	plain  *connListener // everything else, served by net/http
+	h1     h1Conns       // HTTP/1.1 connections on the fast path (http1.go)
 
 	memory       *memoryGuard
 	ready        atomic.Bool
@@ -193,8 +194,7 @@ func (rc *Receiver) route(conn net.Conn) {
 		}
 	}
 	if !bytes.Equal(head, http2Preface) {
-		conn.SetReadDeadline(time.Time{})
-		rc.plain.deliver(&replayConn{Conn: conn, head: head})
+		rc.serveHTTP1(conn, head)
 		return
 	}
 	rc.routeHTTP2(conn, head)
@@ -245,6 +245,7 @@ func (rc *Receiver) Shutdown(ctx context.Context) error {
 	}
 	rc.mu.Unlock()
 	rc.serving.Wait()
+	rc.h1.closeIdle()
 
 	done := make(chan struct{})
 	go func() { rc.grpc.GracefulStop(); close(done) }()
@@ -258,6 +259,7 @@ func (rc *Receiver) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
+	rc.h1.wait(ctx)
 	rc.native.Close()
 	rc.plain.Close()
 	rc.memory.close()
