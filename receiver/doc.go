@@ -7,6 +7,8 @@
 // The data path, top to bottom:
 //
 //	server.go   listener, TLS, HTTP/2 sniffing: native gRPC or net/http
+//	h2fallback.go  a native gRPC connection that meets a plain request
+//	http1.go    HTTP/1.1 fast path for Envoy's Zipkin posts, else net/http
 //	http.go     HTTP routes: Zipkin, OTLP/HTTP, metrics, probes
 //	grpc.go     OTLP/gRPC Export and Jaeger PostSpans on a raw-bytes codec
 //	body.go     body limits and decompression

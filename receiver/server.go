@@ -161,10 +161,10 @@ func (rc *Receiver) Serve(ln net.Listener) error {
 var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // route sends one connection to the server that will handle it: HTTP/1.1 to
-// net/http; HTTP/2 to the native gRPC server when its first request is gRPC
-// (the fast path: grpc.Server.Serve costs less than half of
-// grpc.Server.ServeHTTP per span), otherwise to net/http, which routes every
-// request on its own, gRPC included.
+// the fast path (http1.go), which hands it to net/http when it must; HTTP/2
+// to the native gRPC server when its first request is gRPC (grpc.Server.Serve
+// costs less than half of grpc.Server.ServeHTTP per span), otherwise to
+// net/http, which routes every request on its own, gRPC included.
 func (rc *Receiver) route(conn net.Conn) {
 	conn.SetReadDeadline(time.Now().Add(rc.cfg.ReadHeaderTimeout))
 	if rc.cfg.TLS != nil {

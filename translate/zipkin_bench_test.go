@@ -200,3 +200,27 @@ func BenchmarkZipkinV2JSONScanOnly(b *testing.B) {
 		return td, nil
 	})
 }
+
+// BenchmarkZipkinV2JSONToOTLP is the receiver's hot path: Envoy JSON to the
+// OTLP bytes it forwards, at Envoy's small flushes and at a full batch.
+func BenchmarkZipkinV2JSONToOTLP(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			body := envoyBody(b, n)
+			var dst []byte
+			var counts []ServiceCount
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuTime()
+			for range b.N {
+				var err error
+				dst, counts, _, err = ZipkinV2JSONToOTLP(body, ZipkinOptions{}, dst[:0], counts[:0])
+				if err != nil || len(dst) == 0 {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-start)/float64(b.N*n), "cpu-ns/span")
+		})
+	}
+}
