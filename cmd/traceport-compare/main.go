@@ -65,6 +65,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.set.HTTPConns, "http-connections", 8, "HTTP/1.1 connections of the generator")
 	fs.IntVar(&o.set.GRPCConns, "grpc-connections", 2, "gRPC connections of the generator")
 	fs.IntVar(&o.set.GRPCStreams, "grpc-streams", 4, "requests in flight per gRPC connection")
+	fs.IntVar(&o.set.Repeat, "repeat", 1, "rounds per row, the systems taking turns; each system's median round is reported")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 s windows (about a minute for every row)")
 	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run, e.g. zipkin-json/100,otlp-grpc/10 (default: all)")
 	fs.StringVar(&o.compressions, "compression", "none,gzip", "downstream compressions to run: none, gzip (the default of both systems)")
@@ -89,6 +90,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.set.Duration <= 0 || o.set.Warmup < 0 || o.set.LatencyDuration <= 0 {
 		return o, errors.New("durations must be positive")
+	}
+	if o.set.Repeat < 1 {
+		return o, errors.New("--repeat must be at least 1")
 	}
 	for c := range strings.SplitSeq(o.compressions, ",") {
 		if c != "none" && c != "gzip" {

@@ -144,3 +144,18 @@ func TestQuick(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianRound(t *testing.T) {
+	m := func(v float64) measurement { return measurement{SpansPerCPUSecond: v} }
+	if got := median([]measurement{m(30), m(10), m(20)}); got.SpansPerCPUSecond != 20 {
+		t.Errorf("median of 30, 10, 20 = %v", got.SpansPerCPUSecond)
+	}
+	if got := median([]measurement{m(5)}); got.SpansPerCPUSecond != 5 {
+		t.Errorf("median of one round = %v", got.SpansPerCPUSecond)
+	}
+	bad := m(99)
+	bad.Invalid = "flat out: lost spans"
+	if got := median([]measurement{m(1), bad, m(2)}); got.Invalid == "" {
+		t.Errorf("an invalid round must make the row invalid")
+	}
+}

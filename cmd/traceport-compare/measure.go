@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,7 @@ type settings struct {
 	HTTPConns       int           `json:"http_connections"`
 	GRPCConns       int           `json:"grpc_connections"`
 	GRPCStreams     int           `json:"grpc_streams"`
+	Repeat          int           `json:"repeat"` // rounds per row; the row shows each system's median
 }
 
 // phase is one load run against a system.
@@ -183,8 +186,9 @@ type row struct {
 	Compression     string      `json:"compression"`
 	Traceport       measurement `json:"traceport"`
 	Jaeger          measurement `json:"jaeger"`
-	Ratio           float64     `json:"ratio"`     // spans per CPU-second, traceport ÷ Jaeger
-	RSSRatio        float64     `json:"rss_ratio"` // peak RSS, traceport ÷ Jaeger
+	Ratio           float64     `json:"ratio"`                  // spans per CPU-second, traceport ÷ Jaeger (medians)
+	RoundRatios     []float64   `json:"round_ratios,omitempty"` // the same, round by round
+	RSSRatio        float64     `json:"rss_ratio"`              // peak RSS, traceport ÷ Jaeger
 	Bar             float64     `json:"bar,omitempty"`
 	Verdict         string      `json:"verdict"` // PASS, FAIL: …, INVALID: …, or "report" (no bar)
 }
@@ -192,25 +196,50 @@ type row struct {
 func (r row) valid() bool { return r.Traceport.Invalid == "" && r.Jaeger.Invalid == "" }
 
 // compare measures Jaeger flat out first (the peer), then traceport; both
-// are then timed at half of Jaeger's maximum.
+// are then timed at half of Jaeger's maximum. With Repeat > 1 the two take
+// turns Repeat times and each system's median round (by spans per
+// CPU-second) stands for it: one noisy round on a shared machine moves the
+// ratio less.
 func (h *harness) compare(ctx context.Context, w workload, compression string) (row, error) {
 	r := row{Workload: w.key(), Protocol: w.protocol, SpansPerRequest: w.spans, Compression: compression}
-	var err error
-	h.log("%-18s %-5s jaeger ...", r.Workload, compression)
-	if r.Jaeger, err = h.measure(ctx, jaeger, w, compression, 0); err != nil {
-		return r, fmt.Errorf("jaeger: %w", err)
+	var js, ts []measurement
+	for round := range max(h.set.Repeat, 1) {
+		h.log("%-18s %-5s round %d jaeger ...", r.Workload, compression, round+1)
+		j, err := h.measure(ctx, jaeger, w, compression, 0)
+		if err != nil {
+			return r, fmt.Errorf("jaeger: %w", err)
+		}
+		h.log("  jaeger:    %s", j.summary())
+		half := j.FlatOut.SpansPerSecond / 2
+		if j.Invalid != "" || half <= 0 {
+			half = 0 // no peer maximum: traceport is timed at half its own
+		}
+		t, err := h.measure(ctx, traceport, w, compression, half)
+		if err != nil {
+			return r, fmt.Errorf("traceport: %w", err)
+		}
+		h.log("  traceport: %s", t.summary())
+		js, ts = append(js, j), append(ts, t)
+		if j.SpansPerCPUSecond > 0 {
+			r.RoundRatios = append(r.RoundRatios, t.SpansPerCPUSecond/j.SpansPerCPUSecond)
+		}
 	}
-	h.log("  jaeger:    %s", r.Jaeger.summary())
-	half := r.Jaeger.FlatOut.SpansPerSecond / 2
-	if r.Jaeger.Invalid != "" || half <= 0 {
-		half = 0 // no peer maximum: traceport is timed at half its own
-	}
-	if r.Traceport, err = h.measure(ctx, traceport, w, compression, half); err != nil {
-		return r, fmt.Errorf("traceport: %w", err)
-	}
-	h.log("  traceport: %s", r.Traceport.summary())
+	r.Jaeger, r.Traceport = median(js), median(ts)
 	r.judge(w)
 	return r, nil
+}
+
+// median returns the round with the median spans per CPU-second; an
+// invalid round makes the result invalid.
+func median(ms []measurement) measurement {
+	for _, m := range ms {
+		if m.Invalid != "" {
+			return m
+		}
+	}
+	s := slices.Clone(ms)
+	slices.SortFunc(s, func(a, b measurement) int { return cmp.Compare(a.SpansPerCPUSecond, b.SpansPerCPUSecond) })
+	return s[len(s)/2]
 }
 
 func (m measurement) summary() string {

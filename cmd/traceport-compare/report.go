@@ -81,8 +81,11 @@ func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "Run %s on %d CPUs (%s), Linux %s, %s; %s. Load average before / after: %s / %s.\n",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), m.CPUs, m.CPUModel, m.Kernel, m.GoVersion, m.Pinned, m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(w, "traceport built from %s; Jaeger %s. ", m.Tree, m.JaegerBinary)
-	fmt.Fprintf(w, "Flat-out windows %v after %v of warm-up, latency windows %v; command: `%s`.\n\n",
-		r.Settings.Duration, r.Settings.Warmup, r.Settings.LatencyDuration, r.Command)
+	fmt.Fprintf(w, "Flat-out windows %v after %v of warm-up, latency windows %v", r.Settings.Duration, r.Settings.Warmup, r.Settings.LatencyDuration)
+	if r.Settings.Repeat > 1 {
+		fmt.Fprintf(w, "; %d rounds per row, the systems taking turns, each system's median round shown (the ratio of every round in the last column)", r.Settings.Repeat)
+	}
+	fmt.Fprintf(w, "; command: `%s`.\n\n", r.Command)
 
 	fmt.Fprintln(w, "| workload | downstream compression | traceport spans/CPU-s | Jaeger spans/CPU-s | ratio | bar | peak RSS traceport / Jaeger | p99 at half Jaeger's max, traceport / Jaeger | verdict |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---|---|")
@@ -91,10 +94,18 @@ func (r *report) writeMarkdown(w io.Writer) {
 		if x.Bar > 0 {
 			bar = fmt.Sprintf("≥ %.0f×", x.Bar)
 		}
+		verdict := x.Verdict
+		if len(x.RoundRatios) > 1 {
+			var rs []string
+			for _, v := range x.RoundRatios {
+				rs = append(rs, fmt.Sprintf("%.2f", v))
+			}
+			verdict += " (rounds: " + strings.Join(rs, ", ") + ")"
+		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s / %s (%.2f×) | %s / %s | %s |\n",
 			x.Workload, x.Compression, kilo(x.Traceport.SpansPerCPUSecond), kilo(x.Jaeger.SpansPerCPUSecond), x.Ratio, bar,
 			mb(x.Traceport.PeakRSS), mb(x.Jaeger.PeakRSS), x.RSSRatio,
-			ms(x.Traceport.HalfLoad.P99), ms(x.Jaeger.HalfLoad.P99), x.Verdict)
+			ms(x.Traceport.HalfLoad.P99), ms(x.Jaeger.HalfLoad.P99), verdict)
 	}
 
 	fmt.Fprintln(w)
