@@ -12,10 +12,11 @@ import (
 
 	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/traceport/traceport/internal/bufpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/traceport/traceport/internal/bufpool"
 )
 
 // Errors Push returns; the spans are already counted as dropped.
@@ -220,6 +221,23 @@ func door(used, capacity int64, retrying bool) (ok bool, retryAfter time.Duratio
 // client after Push, so an acknowledged span survives a crash. The push
 // counts as pushed and queued only then, in one step.
 func (e *Exporter) Push(data []byte, spans int, retrying bool) error {
+	return e.push(data, nil, spans, retrying)
+}
+
+// PushBuffer is Push for a request held in a reference-counted buffer
+// (from bufpool.Shared): the exporter takes the caller's reference and
+// frees it when it is done with the bytes, so the buffer is reused.
+func (e *Exporter) PushBuffer(buf mem.Buffer, spans int, retrying bool) error {
+	return e.push(buf.ReadOnlyData(), buf, spans, retrying)
+}
+
+func (e *Exporter) push(data []byte, buf mem.Buffer, spans int, retrying bool) (err error) {
+	kept := false
+	defer func() {
+		if buf != nil && !kept {
+			buf.Free()
+		}
+	}()
 	if spans <= 0 {
 		return nil
 	}
@@ -267,7 +285,8 @@ func (e *Exporter) Push(data []byte, spans int, retrying bool) error {
 	}
 	e.pushed += int64(spans)
 	wasEmpty := e.q.len() == 0
-	e.q.push(item{data: data, spans: spans, at: time.Now(), ref: ref})
+	e.q.push(item{data: data, buf: buf, spans: spans, at: time.Now(), ref: ref})
+	kept = true
 	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
 	e.mu.Unlock()
 	if wasEmpty || full { // a new deadline, or a batch ready now
@@ -495,11 +514,18 @@ func (b *batch) joined() mem.Buffer {
 	return b.payload
 }
 
-// parts returns the pushes as one request without copying them.
+// parts returns the pushes as one request without copying them. gRPC
+// frees the references it is given once it has written the bytes, which
+// may be after the call returned.
 func (b *batch) parts() mem.BufferSlice {
 	parts := make(mem.BufferSlice, len(b.items))
 	for i, it := range b.items {
-		parts[i] = mem.SliceBuffer(it.data)
+		if it.buf != nil {
+			it.buf.Ref()
+			parts[i] = it.buf
+		} else {
+			parts[i] = mem.SliceBuffer(it.data)
+		}
 	}
 	return parts
 }
@@ -613,6 +639,14 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 	e.mu.Unlock()
 	if e.wal != nil && !keep && (rest != dropShutdown || left == 0) {
 		e.wal.ack(b.items)
+	}
+	if !keep {
+		for i := range b.items {
+			if it := &b.items[i]; it.buf != nil {
+				it.buf.Free()
+				it.buf, it.data = nil, nil
+			}
+		}
 	}
 	if b.payload != nil {
 		b.payload.Free()

@@ -1,10 +1,15 @@
 package exporter
 
-import "time"
+import (
+	"time"
+
+	"google.golang.org/grpc/mem"
+)
 
 // item is one accepted Push: a serialized ExportTraceServiceRequest.
 type item struct {
 	data  []byte
+	buf   mem.Buffer // holds data when it came in a pooled buffer (PushBuffer); nil otherwise
 	spans int
 	at    time.Time // when it was queued, for BatchTimeout
 	ref   walRef    // its record in the persistent queue, if any

@@ -10,6 +10,8 @@ import (
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP clients may gzip their requests
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
@@ -17,11 +19,8 @@ import (
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/traceport/traceport/translate"
-
 	"github.com/traceport/traceport/internal/bufpool"
-	_ "google.golang.org/grpc/encoding/gzip" // OTLP clients may gzip their requests
-	"google.golang.org/grpc/experimental"
+	"github.com/traceport/traceport/translate"
 )
 
 const (
@@ -31,7 +30,10 @@ const (
 
 // rawMessage is a gRPC message kept as its wire bytes: OTLP requests are
 // validated and forwarded without ever being decoded into structs.
-type rawMessage struct{ data []byte }
+type rawMessage struct {
+	data []byte
+	buf  mem.Buffer // holds a request's data: pooled, reference-counted
+}
 
 // rawCodec passes rawMessage through untouched and marshals everything else
 // (Jaeger's gogo types, google.rpc types) with the message's own methods.
@@ -56,7 +58,12 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case *rawMessage:
-		m.data = data.Materialize() // grpc reuses its buffers after we return
+		// grpc reuses its buffers after we return: the request is copied
+		// into one of ours, which the exporter frees after the export.
+		// (A fresh slice per request cost a zeroed large allocation.)
+		p := bufpool.Shared.Get(data.Len())
+		data.CopyTo(*p)
+		m.data, m.buf = *p, mem.NewBuffer(p, bufpool.Shared)
 		return nil
 	case interface{ Unmarshal([]byte) error }:
 		return m.Unmarshal(data.Materialize())
@@ -167,11 +174,16 @@ func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, e
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
 	data, counts, rejected, err := scanOTLP(req.data)
+	owned := req.buf
+	if err != nil || rejected.Spans > 0 { // refused, or forwarded as a filtered copy
+		req.buf.Free()
+		owned = nil
+	}
 	if err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, refuse(reasonMalformed, "%v", err))
 	}
 	rc.sources.rejectSpans(protoOTLPGRPC, reasonInvalidSpan, rejected.Spans)
-	if err := rc.ingest(protoOTLPGRPC, encProto, peerAddr(ctx), data, counts, true); err != nil {
+	if err := rc.ingestOwned(protoOTLPGRPC, encProto, peerAddr(ctx), data, owned, counts, true); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
 	return &rawMessage{data: translate.OTLPPartialSuccess(int64(rejected.Spans), rejected.Reason)}, nil

@@ -3,6 +3,8 @@ package receiver
 import (
 	"time"
 
+	"google.golang.org/grpc/mem"
+
 	"github.com/traceport/traceport/translate"
 )
 
@@ -12,11 +14,21 @@ import (
 // sink accounts for it as exported, dropped, queued or in flight. data is a
 // serialized OTLP ExportTraceServiceRequest that the sink now owns.
 func (rc *Receiver) ingest(protocol, encoding, client string, data []byte, counts []translate.ServiceCount, retrying bool) error {
+	return rc.ingestOwned(protocol, encoding, client, data, nil, counts, retrying)
+}
+
+// ingestOwned is ingest for data held in owned (a buffer of bufpool.Shared,
+// or nil): owned goes to a BufferSink, or is left to the garbage collector
+// with a sink that keeps plain slices.
+func (rc *Receiver) ingestOwned(protocol, encoding, client string, data []byte, owned mem.Buffer, counts []translate.ServiceCount, retrying bool) error {
 	spans := 0
 	for _, c := range counts {
 		spans += c.Spans
 	}
 	if spans == 0 {
+		if owned != nil {
+			owned.Free()
+		}
 		return nil
 	}
 	if rc.cfg.Observer != nil {
@@ -24,7 +36,12 @@ func (rc *Receiver) ingest(protocol, encoding, client string, data []byte, count
 	}
 	rc.sources.books.RLock()
 	rc.sources.add(protocol, encoding, counts)
-	err := rc.sink.Push(data, spans, retrying)
+	var err error
+	if bs, ok := rc.sink.(BufferSink); ok && owned != nil {
+		err = bs.PushBuffer(owned, spans, retrying)
+	} else {
+		err = rc.sink.Push(data, spans, retrying)
+	}
 	rc.sources.books.RUnlock()
 	rc.sources.noteClient(protocol, encoding, counts, client)
 	if err != nil {

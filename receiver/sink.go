@@ -1,6 +1,10 @@
 package receiver
 
-import "time"
+import (
+	"time"
+
+	"google.golang.org/grpc/mem"
+)
 
 // Sink takes decoded spans off the receiver's hands. exporter.Exporter
 // implements it; tests use their own.
@@ -16,4 +20,12 @@ type Sink interface {
 	// means the spans were not taken (and the sink has counted them as
 	// dropped); the client is told to retry.
 	Push(data []byte, spans int, retrying bool) error
+}
+
+// BufferSink is a Sink that also takes a request in a pooled,
+// reference-counted buffer and frees that reference once it is done with
+// the bytes, so the buffer is reused instead of collected. exporter.Exporter
+// implements it; the OTLP/gRPC path uses it.
+type BufferSink interface {
+	PushBuffer(buf mem.Buffer, spans int, retrying bool) error
 }

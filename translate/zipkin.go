@@ -71,9 +71,14 @@ func SharedServerSpanID(traceID pcommon.TraceID, spanID pcommon.SpanID) pcommon.
 	return id
 }
 
-// strRef is a string inside the decoder's arena (unescaped, valid UTF-8),
-// written from there straight to the OTLP output: no Go string per tag.
+// strRef is a string (unescaped, valid UTF-8) in the decoder's arena or,
+// with the inBody flag in off, in the request body (a JSON string without
+// escapes is already the text to write), written from there straight to
+// the OTLP output: no Go string per tag, and no copy of most of them.
 type strRef struct{ off, n uint32 }
+
+// inBody marks a strRef whose off is into the body rather than the arena.
+const inBody = 1 << 31
 
 type zEndpoint struct {
 	service, addr strRef // addr: ipv4 text if any, else ipv6 text
@@ -81,7 +86,10 @@ type zEndpoint struct {
 	hasService    bool
 }
 
-type zKV struct{ key, val strRef }
+type zKV struct {
+	key, val strRef
+	hash     uint32 // keyHash of the key
+}
 
 type zAnno struct {
 	ts  int64 // µs
@@ -114,6 +122,7 @@ type zSpan struct {
 // allocated its slices per request would spend more time in the allocator
 // than in parsing.
 type zDecoder struct {
+	body    []byte // the request, which strRefs with inBody point into
 	arena   []byte
 	scratch []byte
 	spans   []zSpan
@@ -128,10 +137,14 @@ type zDecoder struct {
 	// OTLP writing (zipkin_otlp.go)
 	gi        []int32  // group of each span
 	groupBufs [][]byte // encoded spans of each group
-	spanBuf   []byte
 	attrs     []zAttr
 	attrMask  uint64
 	attrIndex map[string]int
+	extra     []zAttr
+	keys      keySet
+
+	names    [8]string // recent service names (serviceName)
+	nextName int       // the slot of names to fill next
 }
 
 type zGroup struct {
@@ -151,6 +164,7 @@ func putZDecoder(d *zDecoder) {
 	if cap(d.arena) > 8<<20 || cap(d.spans) > 1<<16 {
 		return // let a huge request's buffers go
 	}
+	d.body = nil
 	d.arena = d.arena[:0]
 	d.scratch = d.scratch[:0]
 	d.spans = d.spans[:0]
@@ -165,6 +179,8 @@ func putZDecoder(d *zDecoder) {
 		d.groupBufs[i] = d.groupBufs[i][:0]
 	}
 	d.attrs = d.attrs[:0]
+	clear(d.extra[:cap(d.extra)]) // they point into the body, which the pool must not keep
+	d.extra = d.extra[:0]
 	zDecoderPool.Put(d)
 }
 
@@ -201,7 +217,38 @@ func appendValidUTF8(dst, b []byte) []byte {
 	return dst
 }
 
-func (d *zDecoder) bytesOf(r strRef) []byte { return d.arena[r.off : r.off+r.n] }
+// bodyRef refers to body[off:off+n], or copies it to the arena when the
+// offset does not fit beside the inBody flag.
+func (d *zDecoder) bodyRef(off, n int) strRef {
+	if off >= inBody {
+		return d.addValid(d.body[off : off+n])
+	}
+	return strRef{uint32(off) | inBody, uint32(n)}
+}
+
+// forget takes back r, the string kept last, from the arena.
+func (d *zDecoder) forget(r strRef) {
+	if r.off&inBody == 0 {
+		d.arena = d.arena[:r.off]
+	}
+}
+
+// bytesOf returns the text of r. Its capacity ends with the body's or the
+// arena's length, so that copy16 reads nothing but them.
+func (d *zDecoder) bytesOf(r strRef) []byte {
+	if r.off&inBody != 0 {
+		off := r.off &^ inBody
+		return d.body[off : off+r.n : len(d.body)]
+	}
+	return d.arena[r.off : r.off+r.n : len(d.arena)]
+}
+
+// addTag appends a tag of span z; key is the text of kr. The key's hash is
+// taken here, while the key is in the cache, for appendAttrsFast.
+func (d *zDecoder) addTag(z *zSpan, key []byte, kr, vr strRef) {
+	z.noteTag(key, len(d.tags))
+	d.tags = append(d.tags, zKV{kr, vr, keyHash(key)})
+}
 
 // noteTag remembers tags with a meaning beyond an attribute; i is the index in d.tags.
 func (s *zSpan) noteTag(key []byte, i int) {
@@ -281,8 +328,7 @@ func (d *zDecoder) groupSpans() {
 			}
 		}
 		if g < 0 {
-			// service.name gets its own copy: counters keep it long after the request.
-			d.groups = append(d.groups, zGroup{service: string(svc)})
+			d.groups = append(d.groups, zGroup{service: d.serviceName(svc)})
 			g = len(d.groups) - 1
 			if index != nil {
 				index[d.groups[g].service] = g
@@ -296,6 +342,21 @@ func (d *zDecoder) groupSpans() {
 		d.groups[g].n++
 		d.gi = append(d.gi, int32(g))
 	}
+}
+
+// serviceName returns svc as a string of its own (counters keep it long
+// after the request). The decoder remembers the last few it made, so the
+// name of a sidecar that sends often is not made again for every request.
+func (d *zDecoder) serviceName(svc []byte) string {
+	for _, s := range d.names {
+		if s == string(svc) { // an empty slot can only match "", which is right too
+			return s
+		}
+	}
+	s := string(svc)
+	d.names[d.nextName] = s
+	d.nextName = (d.nextName + 1) % len(d.names)
+	return s
 }
 
 func (d *zDecoder) statusCode(z *zSpan) ptrace.StatusCode {
@@ -340,6 +401,20 @@ func parseHexID(dst []byte, src []byte) (bad int, problem string) {
 	}
 	clear(dst)
 	j := len(dst)*2 - len(src) // nibble position of src[0]
+	if j%2 == 0 {
+		// Whole bytes, the usual case: two digits at a time, checked
+		// once at the end (unhex is 0xff for a non-digit).
+		var all byte // every digit's value ORed
+		for i := 0; i+1 < len(src); i += 2 {
+			hi, lo := unhex[src[i]], unhex[src[i+1]]
+			all |= hi | lo
+			dst[(j+i)/2] = hi<<4 | lo
+		}
+		if all <= 15 {
+			return -1, ""
+		}
+		clear(dst) // and again digit by digit, to find the bad one
+	}
 	for i, c := range src {
 		v := unhex[c]
 		if v > 15 {

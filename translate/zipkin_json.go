@@ -3,6 +3,7 @@ package translate
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -31,7 +32,16 @@ func (s *jsonScanner) fail(msg string) bool {
 	return false
 }
 
+// ws skips whitespace. Envoy writes compact JSON, so the usual case is a
+// token right here: that check is small enough to inline at every call.
 func (s *jsonScanner) ws() {
+	if s.p < len(s.b) && s.b[s.p] > ' ' {
+		return
+	}
+	s.skipWS()
+}
+
+func (s *jsonScanner) skipWS() {
 	for s.p < len(s.b) {
 		switch s.b[s.p] {
 		case ' ', '\n', '\r', '\t':
@@ -81,39 +91,90 @@ var strSafe = func() (t [256]bool) {
 // UTF-8 and either aliases the body or the decoder's scratch buffer, so it
 // is only good until the next call.
 func (s *jsonScanner) str() ([]byte, bool) {
+	v, _, ok := s.strText()
+	return v, ok
+}
+
+// keep stores a string strText returned (at being its offset in the body
+// or -1) until the output is written: a reference into the body when
+// possible, else a copy in the arena.
+func (s *jsonScanner) keep(v []byte, at int) strRef {
+	if at >= 0 {
+		return s.d.bodyRef(at, len(v))
+	}
+	return s.d.addValid(v)
+}
+
+// strRef reads a JSON string and keeps it (see keep).
+func (s *jsonScanner) strRef() (strRef, bool) {
+	v, at, ok := s.strText()
+	if !ok {
+		return strRef{}, false
+	}
+	return s.keep(v, at), true
+}
+
+// strText is str that also tells where v is in the body when it is a slice
+// of it (the string had no escapes and was valid UTF-8; at is -1 when v is
+// a copy), so the caller can keep a reference instead of a copy (keep).
+func (s *jsonScanner) strText() (v []byte, at int, ok bool) {
 	if s.peek() != '"' {
 		if s.p >= len(s.b) {
-			return nil, s.fail("unexpected end of body, want string")
+			return nil, -1, s.fail("unexpected end of body, want string")
 		}
-		return nil, s.fail("want string, got " + quoteByte(s.b[s.p]))
+		return nil, -1, s.fail("want string, got " + quoteByte(s.b[s.p]))
 	}
-	s.p++
-	start := s.p
+	start := s.p + 1
+	if end := plainRun(s.b, start); end < len(s.b) && s.b[end] == '"' {
+		s.p = end + 1
+		return s.b[start:end], start, true
+	}
+	return s.strSlow(start)
+}
+
+// plainRun returns the end of the run of bytes from p on that a JSON string
+// can hold as they are: the index of the first '"', '\\', control byte or
+// non-ASCII byte, or len(b). It is small enough to inline.
+func plainRun(b []byte, p int) int {
+	for ; p+8 <= len(b); p += 8 { // 8 bytes at a time
+		const ones, highs = 0x0101010101010101, 0x8080808080808080
+		w := binary.LittleEndian.Uint64(b[p:])
+		// A byte's high bit ends up set in m if the byte is >= 0x80 (w),
+		// '\\' (bs-1 borrows), or < 0x20 or '"': y, which is w with
+		// bit 1 flipped, maps those to 0x00..0x20, which y-0x21 borrows
+		// from. A borrow only marks bytes after the one it comes from,
+		// so the lowest marked byte is exact.
+		y, bs := w^(ones*0x02), w^(ones*'\\')
+		if m := ((y - ones*0x21) | (bs - ones) | w) & highs; m != 0 {
+			return p + bits.TrailingZeros64(m)/8
+		}
+	}
+	return plainTail(b, p)
+}
+
+// plainTail is plainRun byte by byte, for the last bytes of the body.
+func plainTail(b []byte, p int) int {
+	for p < len(b) && strSafe[b[p]] {
+		p++
+	}
+	return p
+}
+
+// strSlow is strText for a string with escapes, non-ASCII or control
+// characters, whose text starts at b[start].
+func (s *jsonScanner) strSlow(start int) (v []byte, at int, ok bool) {
 	b := s.b
-	p := s.p
+	p := start
 	for {
-		// 8 bytes at a time while none is '"', '\\', a control byte or non-ASCII.
-		for p+8 <= len(b) {
-			v := binary.LittleEndian.Uint64(b[p:])
-			const ones, highs = 0x0101010101010101, 0x8080808080808080
-			q, bs := v^(ones*'"'), v^(ones*'\\')
-			if ((v-ones*0x20)&^v|(q-ones)&^q|(bs-ones)&^bs|v)&highs == 0 {
-				p += 8
-				continue
-			}
-			break
-		}
-		for p < len(b) && strSafe[b[p]] {
-			p++
-		}
+		p = plainRun(b, p)
 		if p >= len(b) {
 			s.p = p
-			return nil, s.fail("unterminated string")
+			return nil, -1, s.fail("unterminated string")
 		}
 		c := b[p]
 		if c == '"' {
 			s.p = p + 1
-			return b[start:p], true
+			return b[start:p], start, true
 		}
 		if c >= utf8.RuneSelf {
 			r, n := utf8.DecodeRune(b[p:])
@@ -131,18 +192,18 @@ func (s *jsonScanner) str() ([]byte, bool) {
 	for {
 		if p >= len(b) {
 			s.p = p
-			return nil, s.fail("unterminated string")
+			return nil, -1, s.fail("unterminated string")
 		}
 		c := b[p]
 		switch {
 		case c == '"':
 			s.p = p + 1
 			s.d.scratch = out
-			return out, true
+			return out, -1, true
 		case c == '\\':
 			if p+1 >= len(b) {
 				s.p = p
-				return nil, s.fail("unterminated string")
+				return nil, -1, s.fail("unterminated string")
 			}
 			e := b[p+1]
 			p += 2
@@ -163,7 +224,7 @@ func (s *jsonScanner) str() ([]byte, bool) {
 				r, ok := hex4(b, p)
 				if !ok {
 					s.p = p
-					return nil, s.fail("invalid \\u escape")
+					return nil, -1, s.fail("invalid \\u escape")
 				}
 				p += 4
 				if utf16.IsSurrogate(r) {
@@ -172,7 +233,7 @@ func (s *jsonScanner) str() ([]byte, bool) {
 						r2, ok = hex4(b, p+2)
 						if !ok {
 							s.p = p
-							return nil, s.fail("invalid \\u escape")
+							return nil, -1, s.fail("invalid \\u escape")
 						}
 					}
 					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
@@ -185,7 +246,7 @@ func (s *jsonScanner) str() ([]byte, bool) {
 				out = utf8.AppendRune(out, r)
 			default:
 				s.p = p - 1
-				return nil, s.fail("invalid escape " + quoteByte(e))
+				return nil, -1, s.fail("invalid escape " + quoteByte(e))
 			}
 		case c < utf8.RuneSelf:
 			out = append(out, c)
@@ -317,37 +378,76 @@ func (s *jsonScanner) skip(depth int) bool {
 }
 
 // object walks the members of a JSON object, calling member with the
-// scanner positioned at each value; member must consume the value.
+// scanner positioned at each value; member must consume the value. The hot
+// v2 decoders loop with openObject, key and nextMember themselves instead,
+// which saves a closure call per member.
 func (s *jsonScanner) object(member func(key []byte) bool) bool {
+	more, ok := s.openObject()
+	for ; more; more, ok = s.nextMember() {
+		key, _, keyOK := s.key()
+		if !keyOK || !member(key) {
+			return false
+		}
+	}
+	return ok
+}
+
+// openObject consumes the '{' of an object; more tells whether a member
+// follows.
+func (s *jsonScanner) openObject() (more, ok bool) {
 	if !s.consume('{') {
-		return false
+		return false, false
 	}
 	if s.peek() == '}' {
 		s.p++
-		return true
+		return false, true
 	}
-	for {
-		key, ok := s.str()
-		if !ok || !s.consume(':') {
-			return false
-		}
-		s.ws()
-		if !member(key) {
-			return false
-		}
-		switch s.peek() {
-		case ',':
-			s.p++
-		case '}':
-			s.p++
-			return true
-		default:
-			if s.p >= len(s.b) {
-				return s.fail("unexpected end of body in object")
-			}
-			return s.fail("want ',' or '}' in object, got " + quoteByte(s.b[s.p]))
+	return true, true
+}
+
+// key reads a member's key and the ':' after it, leaving the scanner on the
+// value; at is as for strText.
+func (s *jsonScanner) key() (key []byte, at int, ok bool) {
+	// Fast path for a plain key right here with the ':' right after it.
+	if b, p := s.b, s.p; p < len(b) && b[p] == '"' {
+		if end := plainRun(b, p+1); end+1 < len(b) && b[end] == '"' && b[end+1] == ':' {
+			s.p = end + 2
+			s.ws()
+			return b[p+1 : end], p + 1, true
 		}
 	}
+	key, at, ok = s.strText()
+	if !ok || !s.consume(':') {
+		return nil, -1, false
+	}
+	s.ws()
+	return key, at, true
+}
+
+// nextMember consumes the ',' or '}' after a member's value; more tells
+// whether another member follows.
+func (s *jsonScanner) nextMember() (more, ok bool) {
+	if s.p < len(s.b) && s.b[s.p] == ',' { // the usual case
+		s.p++
+		return true, true
+	}
+	return s.endMember()
+}
+
+// endMember is nextMember past its fast path.
+func (s *jsonScanner) endMember() (more, ok bool) {
+	switch s.peek() {
+	case ',':
+		s.p++
+		return true, true
+	case '}':
+		s.p++
+		return false, true
+	}
+	if s.p >= len(s.b) {
+		return false, s.fail("unexpected end of body in object")
+	}
+	return false, s.fail("want ',' or '}' in object, got " + quoteByte(s.b[s.p]))
 }
 
 // array walks the elements of a JSON array.
@@ -396,6 +496,9 @@ func (s *jsonScanner) micros() (v int64, present bool, problem string, ok bool) 
 			return 0, false, "", true
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
+		if v, ok := s.plainInt(); ok {
+			return v, true, "", true
+		}
 		if tok, ok = s.numberToken(); !ok {
 			return 0, false, "", false
 		}
@@ -404,6 +507,29 @@ func (s *jsonScanner) micros() (v int64, present bool, problem string, ok bool) 
 	}
 	v, problem = parseMicros(tok)
 	return v, problem == "", problem, true
+}
+
+// plainInt reads the usual number, up to 18 digits with nothing else, in
+// one pass; for any other it reads nothing and returns false.
+func (s *jsonScanner) plainInt() (int64, bool) {
+	var v int64
+	p := s.p
+	for ; p < len(s.b) && p-s.p < 18; p++ {
+		c := s.b[p]
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if p == s.p || p >= len(s.b) || p-s.p == 18 {
+		return 0, false
+	}
+	switch s.b[p] {
+	case '.', 'e', 'E', '+', '-':
+		return 0, false
+	}
+	s.p = p
+	return v, true
 }
 
 func parseMicros(tok []byte) (int64, string) {

@@ -2,8 +2,10 @@ package translate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -64,14 +66,20 @@ func zipkinOTLP(body []byte, opts ZipkinOptions, dst []byte, counts []ServiceCou
 	if err := parse(d, body); err != nil {
 		return dst, counts, Rejected{}, err
 	}
-	dst, counts = d.buildOTLP(dst, counts)
+	dst, counts = d.buildOTLP(dst, counts, len(body))
 	return dst, counts, d.rej, nil
 }
 
 // buildOTLP appends the decoded spans as an ExportTraceServiceRequest: one
 // ResourceSpans per service, in order of first appearance, each with one
 // ScopeSpans without a scope (as the Collector's Zipkin receiver does).
-func (d *zDecoder) buildOTLP(dst []byte, counts []ServiceCount) ([]byte, []ServiceCount) {
+//
+// The first service's spans (all of them, when a sidecar reports its own)
+// are written straight into dst, after room for the ResourceSpans head
+// sized for a guess of their length from the body's size, bodySize; the
+// spans are moved only when the guess was wrong. The other services' spans
+// go to groupBufs first.
+func (d *zDecoder) buildOTLP(dst []byte, counts []ServiceCount, bodySize int) ([]byte, []ServiceCount) {
 	if len(d.spans) == 0 {
 		return dst, counts
 	}
@@ -79,31 +87,89 @@ func (d *zDecoder) buildOTLP(dst []byte, counts []ServiceCount) ([]byte, []Servi
 	for len(d.groupBufs) < len(d.groups) {
 		d.groupBufs = append(d.groupBufs, nil)
 	}
+	svc0 := d.groups[0].service
+	head := sizeResourceSpansHead(svc0, bodySize/len(d.spans)*d.groups[0].n)
+	at := len(dst)
+	dst = append(dst, make([]byte, head)...)
 	for i := range d.spans {
-		d.spanBuf = d.appendSpan(d.spanBuf[:0], &d.spans[i])
-		g := d.gi[i]
-		d.groupBufs[g] = appendBytesField(d.groupBufs[g], fScopeSpansSpans, d.spanBuf)
+		if g := d.gi[i]; g == 0 {
+			dst = d.appendSpanField(dst, &d.spans[i])
+		} else {
+			d.groupBufs[g] = d.appendSpanField(d.groupBufs[g], &d.spans[i])
+		}
 	}
-	for j := range d.groups {
+	n := len(dst) - at - head
+	if h := sizeResourceSpansHead(svc0, n); h != head {
+		dst = shift(dst, at+head, h-head)
+	}
+	appendResourceSpansHead(dst[:at], svc0, n) // fills the room exactly
+	counts = append(counts, ServiceCount{Service: svc0, Spans: d.groups[0].n})
+	for j := 1; j < len(d.groups); j++ {
 		svc := d.groups[j].service
-		anyLen := sizeBytesField(len(svc))
-		kvLen := sizeBytesField(len(attrServiceName)) + sizeBytesField(anyLen)
-		resLen := sizeBytesField(kvLen)
-		ssLen := len(d.groupBufs[j])
-		dst = protowire.AppendTag(dst, fRequestResourceSpans, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(sizeBytesField(resLen)+sizeBytesField(ssLen)))
-		dst = protowire.AppendTag(dst, fResourceSpansRes, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(resLen))
-		dst = protowire.AppendTag(dst, fResourceAttrs, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(kvLen))
-		dst = appendStringField(dst, fKVKey, attrServiceName)
-		dst = protowire.AppendTag(dst, fKVValue, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(anyLen))
-		dst = appendStringField(dst, fAnyString, svc)
-		dst = appendBytesField(dst, fResourceSpansScope, d.groupBufs[j])
+		dst = appendResourceSpansHead(dst, svc, len(d.groupBufs[j]))
+		dst = append(dst, d.groupBufs[j]...)
 		counts = append(counts, ServiceCount{Service: svc, Spans: d.groups[j].n})
 	}
 	return dst, counts
+}
+
+// appendResourceSpansHead writes a ResourceSpans field for service svc up
+// to the content of its ScopeSpans, which is to be spans bytes of span
+// fields.
+func appendResourceSpansHead(dst []byte, svc string, spans int) []byte {
+	anyLen := sizeBytesField(len(svc))
+	kvLen := sizeBytesField(len(attrServiceName)) + sizeBytesField(anyLen)
+	resLen := sizeBytesField(kvLen)
+	dst = protowire.AppendTag(dst, fRequestResourceSpans, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(sizeBytesField(resLen)+sizeBytesField(spans)))
+	dst = protowire.AppendTag(dst, fResourceSpansRes, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(resLen))
+	dst = protowire.AppendTag(dst, fResourceAttrs, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(kvLen))
+	dst = appendStringField(dst, fKVKey, attrServiceName)
+	dst = protowire.AppendTag(dst, fKVValue, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(anyLen))
+	dst = appendStringField(dst, fAnyString, svc)
+	dst = protowire.AppendTag(dst, fResourceSpansScope, protowire.BytesType)
+	return protowire.AppendVarint(dst, uint64(spans))
+}
+
+// sizeResourceSpansHead is the length of what appendResourceSpansHead writes.
+func sizeResourceSpansHead(svc string, spans int) int {
+	anyLen := sizeBytesField(len(svc))
+	kvLen := sizeBytesField(len(attrServiceName)) + sizeBytesField(anyLen)
+	resLen := sizeBytesField(kvLen)
+	rsLen := sizeBytesField(resLen) + sizeBytesField(spans)
+	return 1 + protowire.SizeVarint(uint64(rsLen)) + sizeBytesField(resLen) + 1 + protowire.SizeVarint(uint64(spans))
+}
+
+// appendSpanField writes the span as a ScopeSpans.spans field. The span
+// goes right after a 2-byte guess for the varint of its length (right from
+// 128 bytes to 16 KiB, for nearly every span) and is moved when that was
+// wrong: cheaper than writing it elsewhere and copying it every time.
+func (d *zDecoder) appendSpanField(b []byte, z *zSpan) []byte {
+	b = protowire.AppendTag(b, fScopeSpansSpans, protowire.BytesType)
+	at := len(b)
+	b = append(b, 0, 0)
+	b = d.appendSpan(b, z)
+	n := len(b) - at - 2
+	if w := protowire.SizeVarint(uint64(n)); w != 2 {
+		b = shift(b, at+2, w-2)
+	}
+	protowire.AppendVarint(b[:at], uint64(n))
+	return b
+}
+
+// shift moves b[from:] by n bytes (n may be negative), growing or
+// shrinking b.
+func shift(b []byte, from, n int) []byte {
+	if n < 0 {
+		copy(b[from+n:], b[from:])
+		return b[:len(b)+n]
+	}
+	b = append(b, make([]byte, n)...)
+	copy(b[from+n:], b[from:len(b)-n])
+	return b
 }
 
 // appendSpan writes one span message (without its tag and length).
@@ -173,42 +239,15 @@ func (d *zDecoder) appendSpan(b []byte, z *zSpan) []byte {
 		}
 	}
 
-	// Attributes: tags, then endpoints; a repeated key keeps its first
-	// place and its last value, as pcommon.Map.Put does.
-	d.attrs, d.attrMask = d.attrs[:0], 0
-	clear(d.attrIndex)
-	for i := z.tagLo; i < z.tagHi; i++ {
-		if n := i + 1; n == drop[0] || n == drop[1] || n == drop[2] || n == dropErr || n == z.stateTag {
-			continue
-		}
-		d.putAttr(zAttr{key: d.bytesOf(d.tags[i].key), str: d.bytesOf(d.tags[i].val)})
-	}
-	if z.local.addr.n > 0 {
-		d.putAttr(zAttr{key: []byte(attrLocalAddress), str: d.bytesOf(z.local.addr)})
-	}
-	if z.local.port > 0 {
-		d.putAttr(zAttr{key: []byte(attrLocalPort), kind: attrInt, i: int64(z.local.port)})
-	}
-	if z.hasRemote {
-		if z.remote.service.n > 0 {
-			d.putAttr(zAttr{key: []byte(attrPeerService), str: d.bytesOf(z.remote.service)})
-		}
-		if z.remote.addr.n > 0 {
-			d.putAttr(zAttr{key: []byte(attrPeerAddress), str: d.bytesOf(z.remote.addr)})
-		}
-		if z.remote.port > 0 {
-			d.putAttr(zAttr{key: []byte(attrPeerPort), kind: attrInt, i: int64(z.remote.port)})
-		}
-	}
-	if z.sharedID != (pcommon.SpanID{}) {
-		d.scratch = hex.AppendEncode(d.scratch[:0], z.sharedID[:])
-		d.putAttr(zAttr{key: []byte(AttrZipkinSharedSpanID), str: d.scratch})
-	}
-	if !z.hasTS {
-		d.putAttr(zAttr{key: []byte(attrStartTimeAbsent), kind: attrBool, i: 1})
-	}
-	for i := range d.attrs {
-		b = d.attrs[i].appendTo(b, fSpanAttrs)
+	// Attributes: tags (but those that made the status or trace state),
+	// then endpoints; a repeated key keeps its first place and its last
+	// value, as pcommon.Map.Put does.
+	skip := [5]int{drop[0], drop[1], drop[2], dropErr, z.stateTag}
+	extra := d.extraAttrs(z)
+	at := len(b)
+	var unique bool
+	if b, unique = d.appendAttrsFast(b, z, &skip, extra); !unique {
+		b = d.appendAttrsMerged(b[:at], z, &skip, extra)
 	}
 
 	for i := z.annoLo; i < z.annoHi; i++ {
@@ -253,8 +292,154 @@ func (d *zDecoder) appendSpan(b []byte, z *zSpan) []byte {
 	return b
 }
 
-// manyTags is where duplicate detection switches from a key-hash mask to a
-// map.
+// skipped tells whether tag i is one of skip (indexes+1 into the tags, 0
+// for none).
+func skipped(skip *[5]int, i int) bool {
+	n := i + 1
+	return n == skip[0] || n == skip[1] || n == skip[2] || n == skip[3] || n == skip[4]
+}
+
+// The keys of extraAttrs as byte slices, made once: a []byte(constant) that
+// ends up in d.extra would be allocated for every span.
+var (
+	keyLocalAddress    = []byte(attrLocalAddress)
+	keyLocalPort       = []byte(attrLocalPort)
+	keyPeerService     = []byte(attrPeerService)
+	keyPeerAddress     = []byte(attrPeerAddress)
+	keyPeerPort        = []byte(attrPeerPort)
+	keySharedSpanID    = []byte(AttrZipkinSharedSpanID)
+	keyStartTimeAbsent = []byte(attrStartTimeAbsent)
+)
+
+// extraAttrs lists the attributes a span has beyond its tags, in the
+// order they follow the tags.
+func (d *zDecoder) extraAttrs(z *zSpan) []zAttr {
+	x := d.extra[:0]
+	if z.local.addr.n > 0 {
+		x = append(x, zAttr{key: keyLocalAddress, str: d.bytesOf(z.local.addr)})
+	}
+	if z.local.port > 0 {
+		x = append(x, zAttr{key: keyLocalPort, kind: attrInt, i: int64(z.local.port)})
+	}
+	if z.hasRemote {
+		if z.remote.service.n > 0 {
+			x = append(x, zAttr{key: keyPeerService, str: d.bytesOf(z.remote.service)})
+		}
+		if z.remote.addr.n > 0 {
+			x = append(x, zAttr{key: keyPeerAddress, str: d.bytesOf(z.remote.addr)})
+		}
+		if z.remote.port > 0 {
+			x = append(x, zAttr{key: keyPeerPort, kind: attrInt, i: int64(z.remote.port)})
+		}
+	}
+	if z.sharedID != (pcommon.SpanID{}) {
+		d.scratch = hex.AppendEncode(d.scratch[:0], z.sharedID[:])
+		x = append(x, zAttr{key: keySharedSpanID, str: d.scratch})
+	}
+	if !z.hasTS {
+		x = append(x, zAttr{key: keyStartTimeAbsent, kind: attrBool, i: 1})
+	}
+	d.extra = x
+	return x
+}
+
+// appendAttrsFast writes the span's attributes (its tags but skip, then
+// extra) as they come, which is right when their keys all differ, as they
+// nearly always do. It reports false, and what it wrote is to be dropped,
+// when two keys may be the same (their hashes are).
+func (d *zDecoder) appendAttrsFast(b []byte, z *zSpan, skip *[5]int, extra []zAttr) ([]byte, bool) {
+	if z.tagHi-z.tagLo+len(extra) > manyTags {
+		return b, false
+	}
+	set := &d.keys
+	set.reset()
+	for i := z.tagLo; i < z.tagHi; i++ {
+		if skipped(skip, i) {
+			continue
+		}
+		t := &d.tags[i]
+		if set.add(t.hash) {
+			return b, false
+		}
+		b = appendStrAttr(b, fSpanAttrs, d.bytesOf(t.key), d.bytesOf(t.val))
+	}
+	for i := range extra {
+		if set.add(keyHash(extra[i].key)) {
+			return b, false
+		}
+		b = extra[i].appendTo(b, fSpanAttrs)
+	}
+	return b, true
+}
+
+// appendAttrsMerged writes the attributes as appendAttrsFast does, but
+// merging those with the same key with putAttr.
+func (d *zDecoder) appendAttrsMerged(b []byte, z *zSpan, skip *[5]int, extra []zAttr) []byte {
+	d.attrs, d.attrMask = d.attrs[:0], 0
+	clear(d.attrIndex)
+	for i := z.tagLo; i < z.tagHi; i++ {
+		if !skipped(skip, i) {
+			d.putAttr(zAttr{key: d.bytesOf(d.tags[i].key), str: d.bytesOf(d.tags[i].val)})
+		}
+	}
+	for i := range extra {
+		d.putAttr(extra[i])
+	}
+	for i := range d.attrs {
+		b = d.attrs[i].appendTo(b, fSpanAttrs)
+	}
+	clear(d.attrs) // they point into the body, which the pool must not keep
+	return b
+}
+
+// keyHash is a cheap hash of an attribute key: its length and its first
+// and last 8 bytes (all of a shorter key).
+func keyHash(k []byte) uint32 {
+	var x uint64
+	if n := len(k); n >= 8 {
+		x = binary.LittleEndian.Uint64(k) + 31*binary.LittleEndian.Uint64(k[n-8:])
+	} else {
+		for _, c := range k {
+			x = x<<8 | uint64(c)
+		}
+	}
+	x = (x ^ uint64(len(k))) * 0x9e3779b97f4a7c15 // Fibonacci hashing: the top bits mix all of x
+	return uint32(x >> 32)
+}
+
+// keySet is a set of key hashes, for appendAttrsFast: open addressing in a
+// table twice the largest set, whose slots are stamped with a generation so
+// that emptying it is just a new generation.
+type keySet struct {
+	gen   uint32
+	slots [2 * manyTags]struct{ gen, h uint32 }
+}
+
+func (k *keySet) reset() {
+	k.gen++
+	if k.gen == 0 { // wrapped: old stamps could look current
+		clear(k.slots[:])
+		k.gen = 1
+	}
+}
+
+// add puts h in the set and reports whether it was there already.
+func (k *keySet) add(h uint32) bool {
+	const mask = len(k.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := &k.slots[i]
+		if s.gen != k.gen {
+			s.gen, s.h = k.gen, h
+			return false
+		}
+		if s.h == h {
+			return true
+		}
+	}
+}
+
+// manyTags is where putAttr's duplicate detection switches from a key-hash
+// mask to a map, and the most attributes appendAttrsFast takes.
 const manyTags = 64
 
 const (
@@ -311,40 +496,61 @@ func (d *zDecoder) putAttr(a zAttr) {
 	d.attrs = append(d.attrs, a)
 }
 
-// appendTo writes the attribute as a KeyValue field.
-func (a *zAttr) appendTo(b []byte, field protowire.Number) []byte {
-	if a.kind == attrString && len(a.key) < 128 && len(a.str) < 124 && len(a.key)+len(a.str) < 122 {
+// appendStrAttr writes a string attribute as a KeyValue field.
+func appendStrAttr(b []byte, field protowire.Number, key, val []byte) []byte {
+	if len(key) < 128 && len(val) < 124 && len(key)+len(val) < 122 {
 		// Every length fits one byte: the common tag, written without
 		// the general path's calls.
-		b = append(b, byte(field)<<3|2, byte(len(a.key)+len(a.str)+6), fKVKey<<3|2, byte(len(a.key)))
-		b = append(b, a.key...)
-		b = append(b, fKVValue<<3|2, byte(len(a.str)+2), fAnyString<<3|2, byte(len(a.str)))
-		return append(b, a.str...)
+		n := len(b)
+		size := 8 + len(key) + len(val)
+		b = slices.Grow(b, size+16)[:n+size] // 16 spare bytes for copy16
+		b[n], b[n+1], b[n+2], b[n+3] = byte(field)<<3|2, byte(len(key)+len(val)+6), fKVKey<<3|2, byte(len(key))
+		n += 4
+		copy16(b[n:], key)
+		n += len(key)
+		b[n], b[n+1], b[n+2], b[n+3] = fKVValue<<3|2, byte(len(val)+2), fAnyString<<3|2, byte(len(val))
+		copy16(b[n+4:], val)
+		return b
 	}
-	var anyLen int
-	switch a.kind {
-	case attrString:
-		anyLen = sizeBytesField(len(a.str)) // written even when empty: the oneof is set
-	default:
-		anyLen = 1 + protowire.SizeVarint(uint64(a.i))
-	}
-	kvLen := sizeBytesField(len(a.key)) + sizeBytesField(anyLen)
+	anyLen := sizeBytesField(len(val)) // written even when empty: the oneof is set
 	b = protowire.AppendTag(b, field, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(kvLen))
+	b = protowire.AppendVarint(b, uint64(sizeBytesField(len(key))+sizeBytesField(anyLen)))
+	b = appendBytesField(b, fKVKey, key)
+	b = protowire.AppendTag(b, fKVValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(anyLen))
+	return appendBytesField(b, fAnyString, val)
+}
+
+// copy16 copies src to dst, which has room for at least 16 bytes. Keys and
+// values are mostly short, and a slice of the body nearly always has 16
+// bytes of capacity: then one 16-byte move (the bytes past len(src) land
+// in dst's spare room, to be overwritten or left beyond its length) beats
+// a call to memmove.
+func copy16(dst, src []byte) {
+	if len(src) <= 16 && cap(src) >= 16 {
+		*(*[16]byte)(dst[:16]) = [16]byte(src[:16])
+		return
+	}
+	copy(dst, src)
+}
+
+// appendTo writes the attribute as a KeyValue field.
+func (a *zAttr) appendTo(b []byte, field protowire.Number) []byte {
+	if a.kind == attrString {
+		return appendStrAttr(b, field, a.key, a.str)
+	}
+	anyLen := 1 + protowire.SizeVarint(uint64(a.i))
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(sizeBytesField(len(a.key))+sizeBytesField(anyLen)))
 	b = appendBytesField(b, fKVKey, a.key)
 	b = protowire.AppendTag(b, fKVValue, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(anyLen))
-	switch a.kind {
-	case attrString:
-		b = appendBytesField(b, fAnyString, a.str)
-	case attrInt:
+	if a.kind == attrInt {
 		b = protowire.AppendTag(b, fAnyInt, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(a.i))
-	case attrBool:
+	} else {
 		b = protowire.AppendTag(b, fAnyBool, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(a.i))
 	}
-	return b
+	return protowire.AppendVarint(b, uint64(a.i))
 }
 
 func sizeBytesField(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }

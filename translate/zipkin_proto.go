@@ -265,7 +265,6 @@ func (d *zDecoder) protoTag(b []byte, z *zSpan) error {
 			}
 		}
 	}
-	z.noteTag(d.bytesOf(kv.key), len(d.tags))
-	d.tags = append(d.tags, kv)
+	d.addTag(z, d.bytesOf(kv.key), kv.key, kv.val)
 	return nil
 }

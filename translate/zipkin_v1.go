@@ -49,6 +49,7 @@ func ZipkinV1JSONToOTLP(body []byte, opts ZipkinOptions, dst []byte, counts []Se
 }
 
 func (d *zDecoder) parseV1JSON(body []byte) error {
+	d.body = body
 	s := jsonScanner{b: body, d: d}
 	span := -1
 	ok := s.array(func(i int) bool {
@@ -408,8 +409,7 @@ func (d *zDecoder) v1Emit(st *spanState, haveDur bool) {
 				lc = b.val
 				key = d.addValid([]byte(v1LocalComponentRename))
 			}
-			z.noteTag(d.bytesOf(key), len(d.tags))
-			d.tags = append(d.tags, zKV{key, b.val})
+			d.addTag(z, d.bytesOf(key), key, b.val)
 		}
 		if !z.local.hasService || z.local.service.n == 0 {
 			if fallback.n == 0 {

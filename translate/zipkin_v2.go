@@ -58,6 +58,7 @@ func ZipkinV2JSONToOTLP(body []byte, opts ZipkinOptions, dst []byte, counts []Se
 }
 
 func (d *zDecoder) parseV2JSON(body []byte) error {
+	d.body = body
 	s := jsonScanner{b: body, d: d}
 	span := -1
 	ok := s.array(func(i int) bool {
@@ -171,9 +172,9 @@ func (s *jsonScanner) subStrField(st *spanState, field, sub string, dst *strRef)
 	case 'n':
 		return s.literal("null")
 	case '"':
-		v, ok := s.str()
+		v, ok := s.strRef()
 		if ok {
-			*dst = s.d.addValid(v)
+			*dst = v
 		}
 		return ok
 	}
@@ -208,35 +209,42 @@ func (s *jsonScanner) endpoint(st *spanState, field string, ep *zEndpoint) bool 
 		return s.skip(1)
 	}
 	var ipv6 strRef
-	ok := s.object(func(key []byte) bool {
+	more, ok := s.openObject()
+	for ; more; more, ok = s.nextMember() {
+		key, _, keyOK := s.key()
+		if !keyOK {
+			return false
+		}
+		var valOK bool
 		switch string(key) {
 		case "serviceName":
 			ep.hasService = true
-			return s.subStrField(st, field, "serviceName", &ep.service)
+			valOK = s.subStrField(st, field, "serviceName", &ep.service)
 		case "ipv4":
-			return s.subStrField(st, field, "ipv4", &ep.addr)
+			valOK = s.subStrField(st, field, "ipv4", &ep.addr)
 		case "ipv6":
-			return s.subStrField(st, field, "ipv6", &ipv6)
+			valOK = s.subStrField(st, field, "ipv6", &ipv6)
 		case "port":
 			var port int64
 			var present bool
-			if !s.microsField(st, "port", &port, &present) {
-				return false
-			}
+			valOK = s.microsField(st, "port", &port, &present)
 			if present && port > 0 && port <= 65535 {
 				ep.port = int32(port)
 			}
-			return true
+		default:
+			valOK = s.skip(1)
 		}
-		return s.skip(1)
-	})
+		if !valOK {
+			return false
+		}
+	}
 	if ep.addr.n == 0 {
 		ep.addr = ipv6
 	}
 	return ok
 }
 
-// tagValue stores one tag; non-string scalars keep their JSON text
+// tags stores the tags of a span; non-string scalars keep their JSON text
 // (Zipkin allows only strings, but some senders write numbers and booleans).
 func (s *jsonScanner) tags(st *spanState) bool {
 	switch s.peek() {
@@ -248,33 +256,67 @@ func (s *jsonScanner) tags(st *spanState) bool {
 		return s.skip(1)
 	}
 	d := s.d
-	return s.object(func(key []byte) bool {
-		kr := d.addValid(key)
+	more, ok := s.openObject()
+	for ; more; more, ok = s.nextMember() {
+		if key, kr, vr, plain := s.plainPair(); plain {
+			d.addTag(&st.z, key, kr, vr)
+			continue
+		}
+		key, at, keyOK := s.key()
+		if !keyOK {
+			return false
+		}
+		kr := s.keep(key, at)
 		var vr strRef
 		switch c := s.peek(); {
 		case c == '"':
-			v, ok := s.str()
-			if !ok {
+			var valOK bool
+			if vr, valOK = s.strRef(); !valOK {
 				return false
 			}
-			vr = d.addValid(v)
 		case c == 'n':
-			d.arena = d.arena[:kr.off]
-			return s.literal("null")
+			d.forget(kr)
+			if !s.literal("null") {
+				return false
+			}
+			continue
 		case c == '{' || c == '[':
-			d.arena = d.arena[:kr.off]
-			return s.skip(1)
+			d.forget(kr)
+			if !s.skip(1) {
+				return false
+			}
+			continue
 		default:
 			start := s.p
 			if !s.skip(1) {
 				return false
 			}
-			vr = d.addValid(s.b[start:s.p])
+			vr = d.bodyRef(start, s.p-start)
 		}
-		st.z.noteTag(d.bytesOf(kr), len(d.tags))
-		d.tags = append(d.tags, zKV{kr, vr})
-		return true
-	})
+		d.addTag(&st.z, d.bytesOf(kr), kr, vr)
+	}
+	return ok
+}
+
+// plainPair reads a member that is "key":"value" without whitespace or
+// anything but plain text in the strings (see plainRun), the way Envoy
+// writes tags, in one go. For any other member it reads nothing and
+// returns false.
+func (s *jsonScanner) plainPair() (key []byte, kr, vr strRef, ok bool) {
+	b, p := s.b, s.p
+	if p >= len(b) || b[p] != '"' {
+		return nil, kr, vr, false
+	}
+	k := plainRun(b, p+1) // the key's closing quote, if the key is plain
+	if k+2 >= len(b) || b[k] != '"' || b[k+1] != ':' || b[k+2] != '"' {
+		return nil, kr, vr, false
+	}
+	v := plainRun(b, k+3)
+	if v >= len(b) || b[v] != '"' {
+		return nil, kr, vr, false
+	}
+	s.p = v + 1
+	return b[p+1 : k], s.d.bodyRef(p+1, k-p-1), s.d.bodyRef(k+3, v-k-3), true
 }
 
 func (s *jsonScanner) annotations(st *spanState) bool {
@@ -321,42 +363,13 @@ func (d *zDecoder) v2Span(s *jsonScanner, i int) bool {
 	d.beginSpan(&st, "zipkin v2 json", i)
 	z := &st.z
 	var haveParent bool
-	ok := s.object(func(key []byte) bool {
-		switch string(key) {
-		case "traceId":
-			return s.idField(&st, "traceId", z.traceID[:], &st.haveTrace)
-		case "id":
-			return s.idField(&st, "id", z.spanID[:], &st.haveID)
-		case "parentId":
-			return s.idField(&st, "parentId", z.parentID[:], &haveParent)
-		case "name":
-			return s.strField(&st, "name", &z.name)
-		case "kind":
-			if s.peek() == '"' {
-				v, ok := s.str()
-				z.kind = zipkinKind(v)
-				return ok
-			}
-			return s.strField(&st, "kind", new(strRef))
-		case "timestamp":
-			return s.microsField(&st, "timestamp", &z.ts, &z.hasTS)
-		case "duration":
-			return s.microsField(&st, "duration", &z.dur, nil)
-		case "localEndpoint":
-			z.hasLocal = true
-			return s.endpoint(&st, "localEndpoint", &z.local)
-		case "remoteEndpoint":
-			z.hasRemote = true
-			return s.endpoint(&st, "remoteEndpoint", &z.remote)
-		case "tags":
-			return s.tags(&st)
-		case "annotations":
-			return s.annotations(&st)
-		case "shared":
-			return s.boolField(&st, "shared", &z.shared)
+	more, ok := s.openObject()
+	for ; more; more, ok = s.nextMember() {
+		key, _, keyOK := s.key()
+		if !keyOK || !d.v2Field(s, &st, key, &haveParent) {
+			return false
 		}
-		return s.skip(1)
-	})
+	}
 	if !ok {
 		return false
 	}
@@ -365,6 +378,45 @@ func (d *zDecoder) v2Span(s *jsonScanner, i int) bool {
 	}
 	d.finishSpan(&st)
 	return true
+}
+
+// v2Field reads the value of the span's member key.
+func (d *zDecoder) v2Field(s *jsonScanner, st *spanState, key []byte, haveParent *bool) bool {
+	z := &st.z
+	switch string(key) {
+	case "traceId":
+		return s.idField(st, "traceId", z.traceID[:], &st.haveTrace)
+	case "id":
+		return s.idField(st, "id", z.spanID[:], &st.haveID)
+	case "parentId":
+		return s.idField(st, "parentId", z.parentID[:], haveParent)
+	case "name":
+		return s.strField(st, "name", &z.name)
+	case "kind":
+		if s.peek() == '"' {
+			v, ok := s.str()
+			z.kind = zipkinKind(v)
+			return ok
+		}
+		return s.strField(st, "kind", new(strRef))
+	case "timestamp":
+		return s.microsField(st, "timestamp", &z.ts, &z.hasTS)
+	case "duration":
+		return s.microsField(st, "duration", &z.dur, nil)
+	case "localEndpoint":
+		z.hasLocal = true
+		return s.endpoint(st, "localEndpoint", &z.local)
+	case "remoteEndpoint":
+		z.hasRemote = true
+		return s.endpoint(st, "remoteEndpoint", &z.remote)
+	case "tags":
+		return s.tags(st)
+	case "annotations":
+		return s.annotations(st)
+	case "shared":
+		return s.boolField(st, "shared", &z.shared)
+	}
+	return s.skip(1)
 }
 
 // finishSpan validates and keeps the span, or rolls back what it added and
