@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/traceport/traceport/internal/bufpool"
 	"github.com/traceport/traceport/translate"
 )
 
@@ -94,38 +96,51 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		return
 	}
-	data, counts, rejected, err := rc.decodeZipkin(enc, body.Bytes())
+	data, owned, counts, rejected, err := rc.decodeZipkin(enc, body.Bytes())
 	if err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonMalformed, "%v", err))
 		return
 	}
 	rc.sources.rejectSpans(protoZipkin, reasonInvalidSpan, rejected.Spans)
 	if len(counts) == 0 && rejected.Spans > 0 {
+		if owned != nil {
+			owned.Free()
+		}
 		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
 		return
 	}
-	if err := rc.ingest(protoZipkin, enc, r.RemoteAddr, data, counts, false); err != nil {
+	if err := rc.ingestOwned(protoZipkin, enc, r.RemoteAddr, data, owned, counts, false); err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// decodeZipkin converts a Zipkin body to an OTLP request. The JSON decoder
-// is picked by the body, not the path: some Envoy configurations post v2 to
-// /api/v1/spans.
-func (rc *Receiver) decodeZipkin(enc string, body []byte) ([]byte, []translate.ServiceCount, translate.Rejected, error) {
+// decodeZipkin converts a Zipkin body to an OTLP request, written into a
+// buffer of bufpool.Shared that owned holds (nil when the request did not
+// fit it), for ingestOwned. The JSON decoder is picked by the body, not the
+// path: some Envoy configurations post v2 to /api/v1/spans.
+func (rc *Receiver) decodeZipkin(enc string, body []byte) (data []byte, owned mem.Buffer, counts []translate.ServiceCount, rejected translate.Rejected, err error) {
+	size := len(body) + 512 // Envoy's JSON is ~92% of its size in OTLP: no regrowing
+	if enc == encProto {
+		size = 2 * len(body) // OTLP spells out what Zipkin proto packs (ids, endpoints)
+	}
+	p := bufpool.Shared.Get(size)
+	dst := (*p)[:0]
 	switch {
 	case enc == encProto:
-		// OTLP spells out what Zipkin proto packs (ids, endpoints).
-		return translate.ZipkinProtoToOTLP(body, rc.cfg.Zipkin, make([]byte, 0, 2*len(body)), nil)
+		data, counts, rejected, err = translate.ZipkinProtoToOTLP(body, rc.cfg.Zipkin, dst, nil)
 	case translate.SniffZipkinJSON(body):
-		return translate.ZipkinV1JSONToOTLP(body, rc.cfg.Zipkin, make([]byte, 0, len(body)+512), nil)
+		data, counts, rejected, err = translate.ZipkinV1JSONToOTLP(body, rc.cfg.Zipkin, dst, nil)
 	default:
-		// Envoy's JSON becomes ~92% of its size in OTLP: room for all of
-		// it saves growing the buffer (a copy) on every request.
-		return translate.ZipkinV2JSONToOTLP(body, rc.cfg.Zipkin, make([]byte, 0, len(body)+512), nil)
+		data, counts, rejected, err = translate.ZipkinV2JSONToOTLP(body, rc.cfg.Zipkin, dst, nil)
 	}
+	if err != nil || len(data) == 0 || cap(data) != cap(*p) || &data[:1][0] != &(*p)[:1][0] {
+		bufpool.Shared.Put(p) // refused, empty, or grown into a new array
+		return data, nil, counts, rejected, err
+	}
+	*p = data
+	return data, mem.NewBuffer(p, bufpool.Shared), counts, rejected, nil
 }
 
 // handleOTLPHTTP serves POST /v1/traces. Protobuf bodies are validated and

@@ -266,12 +266,15 @@ func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
 		h.handOff(b[:n]) // net/http meets the same timeout or cut, and reports it
 		return false
 	}
-	data, counts, rejected, err := rc.decodeZipkin(req.enc, b)
+	data, owned, counts, rejected, err := rc.decodeZipkin(req.enc, b)
 	if err != nil || rejected.Spans > 0 {
+		if owned != nil {
+			owned.Free()
+		}
 		h.handOff(b) // handleZipkin decodes it again, counts and answers
 		return false
 	}
-	if err := rc.ingest(protoZipkin, req.enc, h.client, data, counts, false); err != nil {
+	if err := rc.ingestOwned(protoZipkin, req.enc, h.client, data, owned, counts, false); err != nil {
 		w := &h1ResponseWriter{header: http.Header{}}
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		h.out = w.appendTo(h.out[:0], req.close || rc.shuttingDown.Load())
