@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/traceport/traceport/internal/bufpool"
@@ -92,7 +91,6 @@ func (rc *Receiver) newGRPCServer() *grpc.Server {
 		// Clients pinging more often than this are cut off (HTTP/2 abuse).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: rc.cfg.IdleTimeout}),
-		grpc.InTapHandle(rc.tap),
 		experimental.BufferPool(bufpool.Shared),
 		// Reads of up to 64 KiB (default 32): fewer syscalls for SDK
 		// batches (~43 KB per 100 spans), at 64 KiB per connection.
@@ -121,22 +119,17 @@ func (rc *Receiver) newGRPCServer() *grpc.Server {
 	return s
 }
 
-// tap is the door for gRPC: it runs before the request message is read, so
-// backpressure costs the client one round trip and no upload.
-func (rc *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	protocol := protoOTLPGRPC
-	switch info.FullMethodName {
-	case otlpExportMethod:
-	case jaegerPostMethod:
-		protocol = protoJaegerGRPC
-	default:
-		return ctx, nil // unknownGRPC answers and counts it
-	}
+// admitGRPC is the door for gRPC requests, in the handler before the
+// message is read: a refused request costs a round trip, not its body.
+// (Not an InTapHandle: grpc-go never cancels the context of a stream its tap
+// refuses, so each refusal kept a deadline timer alive until the client's
+// timeout, and a refusal flood held ~100 MB of them.)
+func (rc *Receiver) admitGRPC(protocol string) error {
 	if ref := rc.admit(true); ref != nil {
 		rc.sources.rejectRequest(protocol, ref.reason)
-		return ctx, ref.grpcStatus().Err()
+		return ref.grpcStatus().Err()
 	}
-	return ctx, nil
+	return nil
 }
 
 func (rc *Receiver) unknownGRPC(_ any, stream grpc.ServerStream) error {
@@ -169,6 +162,9 @@ func (rc *Receiver) grpcRefusal(protocol string, err error) error {
 }
 
 func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, error) {
+	if err := rc.admitGRPC(protoOTLPGRPC); err != nil {
+		return nil, err
+	}
 	var req rawMessage
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
@@ -190,6 +186,9 @@ func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, e
 }
 
 func (rc *Receiver) jaegerPostSpans(ctx context.Context, dec func(any) error) (any, error) {
+	if err := rc.admitGRPC(protoJaegerGRPC); err != nil {
+		return nil, err
+	}
 	var req api_v2.PostSpansRequest
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoJaegerGRPC, err)

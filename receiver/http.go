@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"bytes"
 	"mime"
 	"net/http"
 	"strconv"
@@ -175,6 +174,7 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var (
 		data     []byte
+		owned    mem.Buffer
 		counts   []translate.ServiceCount
 		rejected translate.Rejected
 		err      error
@@ -182,7 +182,11 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 	if enc == encProto {
 		data, counts, rejected, err = scanOTLP(body.Bytes())
 		if err == nil && rejected.Spans == 0 {
-			data = bytes.Clone(data) // the body buffer goes back to the pool
+			// The body buffer goes back to its pool: the request is copied
+			// into a pooled buffer that the exporter frees after export.
+			p := bufpool.Shared.Get(len(data))
+			copy(*p, data)
+			data, owned = *p, mem.NewBuffer(p, bufpool.Shared)
 		}
 	} else {
 		data, counts, _, err = translate.OTLPJSON(body.Bytes(), nil)
@@ -192,7 +196,7 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.sources.rejectSpans(protoOTLPHTTP, reasonInvalidSpan, rejected.Spans)
-	if err := rc.ingest(protoOTLPHTTP, enc, r.RemoteAddr, data, counts, true); err != nil {
+	if err := rc.ingestOwned(protoOTLPHTTP, enc, r.RemoteAddr, data, owned, counts, true); err != nil {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
 		return
 	}
