@@ -102,9 +102,7 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.sources.rejectSpans(protoZipkin, reasonInvalidSpan, rejected.Spans)
 	if len(counts) == 0 && rejected.Spans > 0 {
-		if owned != nil {
-			owned.Free()
-		}
+		release(owned)
 		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
 		return
 	}

@@ -3,6 +3,7 @@ package receiver
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -105,7 +106,8 @@ func (t *h1Conns) closeIdle() {
 	}
 }
 
-func (t *h1Conns) wait(ctx interface{ Done() <-chan struct{} }) {
+// wait waits for the fast path's connections to close, until ctx ends.
+func (t *h1Conns) wait(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }()
 	select {
@@ -268,9 +270,7 @@ func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
 	}
 	data, owned, counts, rejected, err := rc.decodeZipkin(req.enc, b)
 	if err != nil || rejected.Spans > 0 {
-		if owned != nil {
-			owned.Free()
-		}
+		release(owned)
 		h.handOff(b) // handleZipkin decodes it again, counts and answers
 		return false
 	}

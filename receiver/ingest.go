@@ -26,9 +26,7 @@ func (rc *Receiver) ingestOwned(protocol, encoding, client string, data []byte, 
 		spans += c.Spans
 	}
 	if spans == 0 {
-		if owned != nil {
-			owned.Free()
-		}
+		release(owned)
 		return nil
 	}
 	if rc.cfg.Observer != nil {
@@ -53,6 +51,13 @@ func (rc *Receiver) ingestOwned(protocol, encoding, client string, data []byte, 
 		return &refusal{reason: rsn, msg: "traceport cannot take these spans now: " + err.Error(), retryAfter: rc.retryAfter()}
 	}
 	return nil
+}
+
+// release frees a pooled request buffer that no sink took; nil is none.
+func release(owned mem.Buffer) {
+	if owned != nil {
+		owned.Free()
+	}
 }
 
 // admit is the door: it runs before a body is read, so a full queue costs a
