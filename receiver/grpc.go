@@ -169,20 +169,31 @@ func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, e
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
-	data, counts, rejected, err := scanOTLP(req.data)
-	owned := req.buf
+	resp, err := rc.exportOTLP(peerAddr(ctx), req.data, req.buf)
+	if err != nil {
+		return nil, err
+	}
+	return &rawMessage{data: resp}, nil
+}
+
+// exportOTLP validates, counts and forwards one OTLP/gRPC request, data,
+// held in buf (which it frees or hands on), for both gRPC paths. It returns
+// the response message, or a gRPC status error already counted.
+func (rc *Receiver) exportOTLP(client string, data []byte, buf mem.Buffer) ([]byte, error) {
+	data, counts, rejected, err := scanOTLP(data)
+	owned := buf
 	if err != nil || rejected.Spans > 0 { // refused, or forwarded as a filtered copy
-		req.buf.Free()
+		buf.Free()
 		owned = nil
 	}
 	if err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, refuse(reasonMalformed, "%v", err))
 	}
 	rc.sources.rejectSpans(protoOTLPGRPC, reasonInvalidSpan, rejected.Spans)
-	if err := rc.ingestOwned(protoOTLPGRPC, encProto, peerAddr(ctx), data, owned, counts, true); err != nil {
+	if err := rc.ingestOwned(protoOTLPGRPC, encProto, client, data, owned, counts, true); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
-	return &rawMessage{data: translate.OTLPPartialSuccess(int64(rejected.Spans), rejected.Reason)}, nil
+	return translate.OTLPPartialSuccess(int64(rejected.Spans), rejected.Reason), nil
 }
 
 func (rc *Receiver) jaegerPostSpans(ctx context.Context, dec func(any) error) (any, error) {

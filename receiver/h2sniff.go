@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 
 	"golang.org/x/net/http2/hpack"
 )
@@ -36,6 +35,7 @@ type h2Sniffer struct {
 	frames []byte // raw frames read, the ACK of our SETTINGS removed
 	acked  bool   // the client's ACK of emptySettingsFrame was seen and removed
 	block  []byte // header block fragments of the first HEADERS
+	head   h2Head // what the first request's headers say
 
 	afterFirstFrame func() // called once the client's first frame is in
 }
@@ -85,7 +85,9 @@ func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 			}
 			s.block = append(s.block, payload...)
 			if flags&flagEndHeaders != 0 {
-				return isGRPCHeaderBlock(s.block), nil
+				var ok bool
+				s.head, ok = parseFirstHead(s.block)
+				return !ok || s.head.isGRPC(), nil
 			}
 		default:
 			// PING, GOAWAY, DATA before HEADERS...: not a request we can
@@ -96,19 +98,19 @@ func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 	return true, errSniffGaveUp
 }
 
-// isGRPCHeaderBlock decodes a request's first header block. A fresh decoder
-// is right: it is the first header block on the connection.
-func isGRPCHeaderBlock(block []byte) bool {
-	grpc := false
-	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
-		if f.Name == "content-type" && strings.HasPrefix(f.Value, "application/grpc") {
-			grpc = true
-		}
-	})
+// parseFirstHead decodes a request's first header block. A fresh decoder
+// is right: it is the first header block on the connection. A block that
+// does not decode is not ok: gRPC's server reports the compression error.
+func parseFirstHead(block []byte) (h h2Head, ok bool) {
+	dec := hpack.NewDecoder(4096, h.field)
+	dec.SetMaxStringLength(h2MaxHeaderList)
 	if _, err := dec.Write(block); err != nil {
-		return true
+		return h2Head{other: true}, false
 	}
-	return grpc
+	if err := dec.Close(); err != nil {
+		return h2Head{other: true}, false
+	}
+	return h, true
 }
 
 // ackFilterConn replays the sniffed frames, then reads on, removing the

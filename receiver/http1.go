@@ -35,24 +35,30 @@ const (
 	h1MaxLines = 64
 )
 
-// h1Conns tracks the connections the fast path serves, for Shutdown.
-type h1Conns struct {
+// fastConns tracks the connections a fast path (HTTP/1.1 or OTLP/gRPC)
+// serves, for Shutdown.
+type fastConns struct {
 	mu    sync.Mutex
-	conns map[*h1Conn]struct{}
+	conns map[*fastConn]struct{}
 	wg    sync.WaitGroup
 
-	off               bool         // tests: every connection to net/http
-	served, handedOff atomic.Int64 // requests; tests check the routing
+	off               bool         // tests: no connection takes the fast path
+	served, handedOff atomic.Int64 // tests check the routing
+}
+
+// fastConn is a connection as fastConns sees it.
+type fastConn struct {
+	conn net.Conn
+	idle atomic.Bool // waiting for a request: Shutdown may wake it to close
 }
 
 type h1Conn struct {
+	fastConn
 	rc     *Receiver
-	conn   net.Conn
 	br     *bufio.Reader
 	client string
-	idle   atomic.Bool // waiting for a request: Shutdown may close it
-	head   []byte      // the current request's head, kept for a replay
-	out    []byte      // the response
+	head   []byte // the current request's head, kept for a replay
+	out    []byte // the response
 }
 
 // h1Request is what the fast path needs of a request head.
@@ -70,33 +76,41 @@ func (rc *Receiver) serveHTTP1(conn net.Conn, head []byte) {
 		rc.plain.deliver(&replayConn{Conn: conn, head: head})
 		return
 	}
-	h := &h1Conn{rc: rc, conn: conn, client: conn.RemoteAddr().String()}
+	h := &h1Conn{fastConn: fastConn{conn: conn}, rc: rc, client: conn.RemoteAddr().String()}
 	h.br = bufio.NewReaderSize(&replayConn{Conn: conn, head: head}, h1BufSize)
-	t := &rc.h1
-	t.mu.Lock()
-	if rc.shuttingDown.Load() {
-		t.mu.Unlock()
+	if !rc.h1.add(&h.fastConn, rc) {
 		conn.Close()
 		return
 	}
-	if t.conns == nil {
-		t.conns = map[*h1Conn]struct{}{}
-	}
-	t.conns[h] = struct{}{}
-	t.wg.Add(1)
-	t.mu.Unlock()
-	defer func() {
-		t.mu.Lock()
-		delete(t.conns, h)
-		t.mu.Unlock()
-		t.wg.Done()
-	}()
+	defer rc.h1.remove(&h.fastConn)
 	h.serve()
+}
+
+// add tracks c; false means traceport is shutting down and c is not served.
+func (t *fastConns) add(c *fastConn, rc *Receiver) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if rc.shuttingDown.Load() {
+		return false
+	}
+	if t.conns == nil {
+		t.conns = map[*fastConn]struct{}{}
+	}
+	t.conns[c] = struct{}{}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *fastConns) remove(c *fastConn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+	t.wg.Done()
 }
 
 // closeIdle wakes the fast path's idle connections so they close; the
 // busy ones close after their current request (shuttingDown is set).
-func (t *h1Conns) closeIdle() {
+func (t *fastConns) closeIdle() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for h := range t.conns {
@@ -107,7 +121,7 @@ func (t *h1Conns) closeIdle() {
 }
 
 // wait waits for the fast path's connections to close, until ctx ends.
-func (t *h1Conns) wait(ctx context.Context) {
+func (t *fastConns) wait(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }()
 	select {

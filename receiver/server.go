@@ -32,6 +32,11 @@ type Config struct {
 	MaxConnections    int           // open connections per listener; 0: no limit
 	MaxStreams        uint32        // concurrent HTTP/2 streams per connection
 	MemoryLimit       int64         // bytes; above 80% new requests are refused; 0: no guard
+	// PushWaits says the sink's Push waits (for an fsync of the persistent
+	// queue). The OTLP/gRPC fast path pushes a connection's requests one
+	// after another, so its connections go to grpc.Server instead, where
+	// concurrent streams share their waits.
+	PushWaits bool
 
 	// Accounts, if set, is the sink's collector of span accounts (exported,
 	// dropped, queued, in flight). The receiver collects it together with
@@ -64,7 +69,8 @@ type Receiver struct {
 	http   *http.Server
 	native *connListener // HTTP/2 connections whose first request is gRPC
 	plain  *connListener // everything else, served by net/http
-	h1     h1Conns       // HTTP/1.1 connections on the fast path (http1.go)
+	h1     fastConns     // HTTP/1.1 connections on the fast path (http1.go)
+	h2     fastConns     // OTLP/gRPC connections on the fast path (h2fast.go)
 
 	memory       *memoryGuard
 	ready        atomic.Bool
@@ -162,9 +168,11 @@ var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // route sends one connection to the server that will handle it: HTTP/1.1 to
 // the fast path (http1.go), which hands it to net/http when it must; HTTP/2
-// to the native gRPC server when its first request is gRPC (grpc.Server.Serve
-// costs less than half of grpc.Server.ServeHTTP per span), otherwise to
-// net/http, which routes every request on its own, gRPC included.
+// to the OTLP/gRPC fast path (h2fast.go) when its first request is an OTLP
+// Export, to the native gRPC server when it is another gRPC request
+// (grpc.Server.Serve costs less than half of grpc.Server.ServeHTTP per
+// span), otherwise to net/http, which routes every request on its own, gRPC
+// included.
 func (rc *Receiver) route(conn net.Conn) {
 	conn.SetReadDeadline(time.Now().Add(rc.cfg.ReadHeaderTimeout))
 	if rc.cfg.TLS != nil {
@@ -220,6 +228,10 @@ func (rc *Receiver) routeHTTP2(conn net.Conn, preface []byte) {
 		conn.Close()
 		return
 	}
+	if isGRPC && sn.head.fastShape() && !rc.h2.off && !rc.cfg.PushWaits {
+		rc.serveH2(conn, sn.frames)
+		return
+	}
 	replay := &ackFilterConn{Conn: conn, pending: append(preface, sn.frames...), acked: sn.acked}
 	replay.scanned = len(replay.pending)
 	if isGRPC || err != nil { // a client idle since connecting is a gRPC client more often than not
@@ -246,6 +258,7 @@ func (rc *Receiver) Shutdown(ctx context.Context) error {
 	rc.mu.Unlock()
 	rc.serving.Wait()
 	rc.h1.closeIdle()
+	rc.h2.closeIdle()
 
 	done := make(chan struct{})
 	go func() { rc.grpc.GracefulStop(); close(done) }()
@@ -260,6 +273,7 @@ func (rc *Receiver) Shutdown(ctx context.Context) error {
 		}
 	}
 	rc.h1.wait(ctx)
+	rc.h2.wait(ctx)
 	rc.native.Close()
 	rc.plain.Close()
 	rc.memory.close()

@@ -1,11 +1,12 @@
 // Command traceport-compare runs traceport and Jaeger v2 (as a plain
 // collector) side by side under the same loads and prints what each costs:
-// spans per CPU-second of the system under test, its peak RSS, and p99
-// request latency at half of Jaeger's maximum load. Each system runs pinned
-// to one core; the load generator and the counting sink run in this process
-// on the other. Every acknowledged span must reach the sink, or the row is
-// invalid and the command fails. `make bench-compare` runs it; see
-// bench/README.md.
+// spans per CPU-second of the system under test flat out, and its peak RSS
+// and p99 request latency at half of Jaeger's maximum load (measured on a
+// fresh process that sees only that load; peak RSS flat out is reported
+// too). Each system runs pinned to one core; the load generator and the
+// counting sink run in this process on the other. Every acknowledged span
+// must reach the sink, or the row is invalid and the command fails. `make
+// bench-compare` runs it; see bench/README.md.
 package main
 
 import (

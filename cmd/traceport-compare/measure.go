@@ -65,7 +65,8 @@ type measurement struct {
 	CPUSeconds        float64 `json:"cpu_seconds"`          // from the flat-out run's start to the sink's last span
 	SUTCoreBusy       float64 `json:"sut_core_busy"`        // CPU seconds / wall seconds of the flat-out run
 	GenCoreBusy       float64 `json:"generator_core_busy"`  // the harness (generator + sink), same window
-	PeakRSS           int64   `json:"peak_rss_bytes"`       // VmHWM at the end
+	PeakRSS           int64   `json:"peak_rss_bytes"`       // VmHWM after warm-up and flat out
+	LoadRSS           int64   `json:"same_load_rss_bytes"`  // VmHWM of a fresh process run at the half load only
 	FlatOut           phase   `json:"flat_out"`
 	HalfLoad          phase   `json:"half_load"`
 	Invalid           string  `json:"invalid,omitempty"` // why this is not a result
@@ -81,9 +82,11 @@ type harness struct {
 }
 
 // measure starts a fresh sys, warms it up, sends flat out for the set
-// duration, then at halfRate (0: half of what it just took), and stops it.
-// An error is returned only when the system could not run at all; lost spans
-// make the measurement invalid.
+// duration and reads its peak RSS. Then a second fresh sys is warmed up and
+// timed at halfRate (0: half of what the first took): its latency and its
+// peak RSS are those under the same load for both systems, since flat out
+// the two take very different loads. An error is returned only when the
+// system could not run at all; lost spans make the measurement invalid.
 func (h *harness) measure(ctx context.Context, sys system, w workload, compression string, halfRate float64) (measurement, error) {
 	var m measurement
 	s, err := sys.start(ctx, h.env, compression)
@@ -131,16 +134,31 @@ func (h *harness) measure(ctx context.Context, sys system, w workload, compressi
 		m.Invalid = "flat out: no span accepted"
 		return m, nil
 	}
+	if m.PeakRSS, err = peakRSS(s.pid()); err != nil {
+		return m, err
+	}
+	s.stop()
 
 	if halfRate <= 0 {
 		halfRate = m.FlatOut.SpansPerSecond / 2
 	}
-	cfg.Duration, cfg.Rate = h.set.LatencyDuration, halfRate
+	s, err = sys.start(ctx, h.env, compression)
+	if err != nil {
+		return m, err
+	}
+	defer s.stop()
+	cfg.Target, cfg.Rate = s.targets[w.protocol], halfRate
+	cfg.Duration = h.set.Warmup
+	if _, err := h.load(ctx, s, cfg); err != nil {
+		m.Invalid = "half-load warm-up: " + err.Error()
+		return m, nil
+	}
+	cfg.Duration = h.set.LatencyDuration
 	m.HalfLoad, err = h.load(ctx, s, cfg)
 	if err != nil {
 		m.Invalid = "half load: " + err.Error()
 	}
-	if m.PeakRSS, err = peakRSS(s.pid()); err != nil {
+	if m.LoadRSS, err = peakRSS(s.pid()); err != nil {
 		return m, err
 	}
 	return m, nil
@@ -188,7 +206,8 @@ type row struct {
 	Jaeger          measurement `json:"jaeger"`
 	Ratio           float64     `json:"ratio"`                  // spans per CPU-second, traceport ÷ Jaeger (medians)
 	RoundRatios     []float64   `json:"round_ratios,omitempty"` // the same, round by round
-	RSSRatio        float64     `json:"rss_ratio"`              // peak RSS, traceport ÷ Jaeger
+	RSSRatio        float64     `json:"rss_ratio"`              // peak RSS under the same (half) load, traceport ÷ Jaeger
+	FlatOutRSSRatio float64     `json:"flat_out_rss_ratio"`     // peak RSS flat out (unequal loads), traceport ÷ Jaeger
 	Bar             float64     `json:"bar,omitempty"`
 	Verdict         string      `json:"verdict"` // PASS, FAIL: …, INVALID: …, or "report" (no bar)
 }
@@ -243,9 +262,9 @@ func median(ms []measurement) measurement {
 }
 
 func (m measurement) summary() string {
-	s := fmt.Sprintf("%.0f spans/CPU-s (%.0f spans/s, core %.0f%%, generator core %.0f%%), RSS %.0f MB, p99 %v at %.0f spans/s",
+	s := fmt.Sprintf("%.0f spans/CPU-s (%.0f spans/s, core %.0f%%, generator core %.0f%%), RSS %.0f MB flat out, p99 %v and RSS %.0f MB at %.0f spans/s",
 		m.SpansPerCPUSecond, m.FlatOut.SpansPerSecond, 100*m.SUTCoreBusy, 100*m.GenCoreBusy,
-		float64(m.PeakRSS)/(1<<20), m.HalfLoad.P99, m.HalfLoad.OfferedRate)
+		float64(m.PeakRSS)/(1<<20), m.HalfLoad.P99, float64(m.LoadRSS)/(1<<20), m.HalfLoad.OfferedRate)
 	if n := len(m.FlatOut.Errors) + len(m.HalfLoad.Errors); n > 0 {
 		s += fmt.Sprintf(", errors %v %v", m.FlatOut.Errors, m.HalfLoad.Errors)
 	}
@@ -257,13 +276,17 @@ func (m measurement) summary() string {
 
 // judge sets the ratios and the verdict against issue 4's bars, which apply
 // with the downstream compression off: spans per CPU-second ≥ bar × Jaeger's,
-// peak RSS ≤ 0.5 × Jaeger's, p99 at half load below Jaeger's.
+// peak RSS under the same load (half of Jaeger's maximum) ≤ 0.5 × Jaeger's,
+// p99 at that load below Jaeger's.
 func (r *row) judge(w workload) {
 	if r.Jaeger.SpansPerCPUSecond > 0 {
 		r.Ratio = r.Traceport.SpansPerCPUSecond / r.Jaeger.SpansPerCPUSecond
 	}
+	if r.Jaeger.LoadRSS > 0 {
+		r.RSSRatio = float64(r.Traceport.LoadRSS) / float64(r.Jaeger.LoadRSS)
+	}
 	if r.Jaeger.PeakRSS > 0 {
-		r.RSSRatio = float64(r.Traceport.PeakRSS) / float64(r.Jaeger.PeakRSS)
+		r.FlatOutRSSRatio = float64(r.Traceport.PeakRSS) / float64(r.Jaeger.PeakRSS)
 	}
 	if !r.valid() {
 		r.Verdict = "INVALID: " + firstNonEmpty(r.Traceport.Invalid, r.Jaeger.Invalid)

@@ -87,8 +87,8 @@ func (r *report) writeMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "; command: `%s`.\n\n", r.Command)
 
-	fmt.Fprintln(w, "| workload | downstream compression | traceport spans/CPU-s | Jaeger spans/CPU-s | ratio | bar | peak RSS traceport / Jaeger | p99 at half Jaeger's max, traceport / Jaeger | verdict |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---|---|")
+	fmt.Fprintln(w, "| workload | downstream compression | traceport spans/CPU-s | Jaeger spans/CPU-s | ratio | bar | peak RSS at half Jaeger's max, traceport / Jaeger | p99 at half Jaeger's max, traceport / Jaeger | peak RSS flat out, traceport / Jaeger | verdict |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---|---|---|")
 	for _, x := range r.Rows {
 		bar := "–"
 		if x.Bar > 0 {
@@ -102,10 +102,11 @@ func (r *report) writeMarkdown(w io.Writer) {
 			}
 			verdict += " (rounds: " + strings.Join(rs, ", ") + ")"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s / %s (%.2f×) | %s / %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s / %s (%.2f×) | %s / %s | %s / %s (%.2f×) | %s |\n",
 			x.Workload, x.Compression, kilo(x.Traceport.SpansPerCPUSecond), kilo(x.Jaeger.SpansPerCPUSecond), x.Ratio, bar,
-			mb(x.Traceport.PeakRSS), mb(x.Jaeger.PeakRSS), x.RSSRatio,
-			ms(x.Traceport.HalfLoad.P99), ms(x.Jaeger.HalfLoad.P99), verdict)
+			mb(x.Traceport.LoadRSS), mb(x.Jaeger.LoadRSS), x.RSSRatio,
+			ms(x.Traceport.HalfLoad.P99), ms(x.Jaeger.HalfLoad.P99),
+			mb(x.Traceport.PeakRSS), mb(x.Jaeger.PeakRSS), x.FlatOutRSSRatio, verdict)
 	}
 
 	fmt.Fprintln(w)

@@ -336,6 +336,7 @@ func (c *Config) receiverConfig(tlsConf *tls.Config) receiver.Config {
 		MaxConnections:    c.MaxConnections,
 		MaxStreams:        uint32(c.MaxStreams),
 		MemoryLimit:       int64(c.MemoryLimit),
+		PushWaits:         c.QueueDir != "" && c.QueueFsync == exporter.FsyncAlways,
 	}
 }
 

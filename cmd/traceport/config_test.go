@@ -119,3 +119,26 @@ func TestREADMEFlagsTable(t *testing.T) {
 		}
 	})
 }
+
+// TestPushWaitsOnlyWithFsyncAlways: only a persistent queue fsynced before
+// every reply makes the receiver keep OTLP/gRPC on grpc.Server, where
+// concurrent streams share the fsyncs.
+func TestPushWaitsOnlyWithFsyncAlways(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"--queue-dir", t.TempDir()}, true}, // always is the default
+		{[]string{"--queue-dir", t.TempDir(), "--queue-fsync", "never"}, false},
+		{[]string{"--queue-dir", t.TempDir(), "--queue-fsync", "interval"}, false},
+	} {
+		cfg, err := loadConfig(c.args, env(nil), &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.receiverConfig(nil).PushWaits; got != c.want {
+			t.Errorf("%v: PushWaits %v, want %v", c.args, got, c.want)
+		}
+	}
+}

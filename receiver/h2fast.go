@@ -1,0 +1,693 @@
+package receiver
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/traceport/traceport/internal/bufpool"
+)
+
+// The OTLP/gRPC fast path. At ten spans per request, grpc.Server spends
+// about twice traceport's own work per request: a goroutine hand-off to a
+// stream worker and another to the writer, a context, a metadata map and
+// strings for every header, and one write syscall per response, since its
+// writer flushes whenever its queue runs dry. An SDK exporter sends one
+// shape of request, a unary Export, so traceport serves that shape itself:
+// one goroutine per connection reads a batch of frames, handles each request
+// as its last DATA frame arrives (validating, counting and queueing take
+// microseconds and never wait), and writes every response of the batch in
+// one syscall.
+//
+// A connection comes here when its first request is an uncompressed OTLP
+// Export (route sniffs it). Any other request on it (another method, a
+// compressed or plain HTTP request) hands the connection over: a GOAWAY
+// whose last stream id is the last request served tells the client, per
+// RFC 9113 §6.8, that the new request was not processed and can be retried
+// on a new connection; that one starts with the other request and goes to
+// grpc.Server. Replies, errors included, are grpc.Server's: the handler is
+// shared (exportOTLP) and failures of reading the message carry
+// grpc-go's own codes and messages.
+
+const (
+	h2StreamWindow  = 1 << 20 // per request before window is returned, as grpc.StaticStreamWindowSize
+	h2ConnWindow    = 4 << 20 // as grpc.StaticConnWindowSize
+	h2ReadBufSize   = 64 << 10
+	h2MaxHeaderList = 64 << 10 // as grpc.MaxHeaderListSize
+	h2InitialWindow = 65535    // RFC 9113 §6.9.2
+	h2MaxFrameSize  = 16384    // RFC 9113 §6.5.2: neither side asks for more
+	h2DrainTime     = 5 * time.Second
+	pingMinTime     = 10 * time.Second // grpc.KeepaliveEnforcementPolicy.MinTime
+	maxPingStrikes  = 2                // as grpc-go
+)
+
+// h2Conn is one connection on the fast path. Everything runs on its serve
+// goroutine; nothing is shared but the tracking in fastConns.
+type h2Conn struct {
+	fastConn
+	rc     *Receiver
+	br     *bufio.Reader
+	fr     *http2.Framer
+	out    bytes.Buffer // frames to write at the end of the batch
+	dec    *hpack.Decoder
+	client string
+
+	block    h2Block // the header block being decoded
+	head     h2Head  // what it says
+	streams  map[uint32]*h2Stream
+	lastID   uint32 // highest stream id the client opened
+	lastGood uint32 // highest stream id served: a GOAWAY's last stream
+	goneAway bool   // GOAWAY sent: later streams are not processed
+	peerGone bool   // the client sent GOAWAY: no new streams will come
+
+	sendConn    int64 // the client's connection window for our DATA
+	peerInitial int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	blocked     []*h2Stream
+	recvUnacked int // connection-level DATA consumed, not yet given back
+
+	lastPing    time.Time
+	pingStrikes int
+	wroteData   bool // since the last PING: resets the strikes, as in grpc-go
+	deadline    time.Time
+}
+
+// h2Block is a request's header block in progress (HEADERS, then
+// CONTINUATIONs).
+type h2Block struct {
+	id        uint32
+	endStream bool
+	size      int // bytes so far
+}
+
+// h2Stream is one request being uploaded.
+type h2Stream struct {
+	id          uint32
+	sendWindow  int64
+	recvUnacked int
+	prefix      [5]byte // the gRPC message prefix: compressed flag, length
+	nprefix     int
+	msg         *[]byte // the message, from bufpool.Shared
+	n           int     // bytes of msg received
+	ended       bool    // the client's END_STREAM was seen
+	reply       []byte  // a response waiting for flow-control window
+	replyType   string  // the reply's content type when not application/grpc
+
+	// A second message, which grpc.Server reads whole before it refuses
+	// the request; so does the fast path, to give the same answer.
+	next     [5]byte
+	nnext    int
+	nextLeft int
+}
+
+// serveH2 runs the fast path on one HTTP/2 connection; frames, read while
+// sniffing (after the preface), are replayed first.
+func (rc *Receiver) serveH2(conn net.Conn, frames []byte) {
+	c := &h2Conn{
+		fastConn:    fastConn{conn: conn},
+		rc:          rc,
+		client:      conn.RemoteAddr().String(),
+		streams:     map[uint32]*h2Stream{},
+		sendConn:    h2InitialWindow,
+		peerInitial: h2InitialWindow,
+	}
+	if !rc.h2.add(&c.fastConn, rc) {
+		conn.Close()
+		return
+	}
+	defer rc.h2.remove(&c.fastConn)
+	c.br = bufio.NewReaderSize(&replayConn{Conn: conn, head: frames}, h2ReadBufSize)
+	c.fr = http2.NewFramer(&c.out, c.br)
+	c.fr.SetReuseFrames()
+	c.fr.SetMaxReadFrameSize(h2MaxFrameSize)
+	c.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { c.head.field(f) })
+	c.dec.SetMaxStringLength(h2MaxHeaderList)
+	c.serve()
+}
+
+func (c *h2Conn) serve() {
+	defer c.close()
+	c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.rc.cfg.MaxStreams},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: h2MaxHeaderList},
+	)
+	c.fr.WriteWindowUpdate(0, h2ConnWindow-h2InitialWindow)
+	for {
+		if !c.frameBuffered() {
+			if !c.flush() || !c.wait() {
+				return
+			}
+		}
+		fh, err := c.fr.ReadFrameHeader()
+		var f http2.Frame
+		if err == nil {
+			f, err = c.fr.ReadFrameForHeader(fh)
+		}
+		if err != nil {
+			se, ok := err.(http2.StreamError)
+			if ok && fh.Type != http2.FrameHeaders && fh.Type != http2.FrameContinuation {
+				c.resetStream(se.StreamID, se.Code)
+				continue
+			}
+			if ok {
+				// A header block lost: the HPACK state is lost with it.
+				c.fail(http2.ErrCodeProtocol)
+			} else if ce, ok := err.(http2.ConnectionError); ok {
+				c.fail(http2.ErrCode(ce))
+			} else if errors.Is(err, http2.ErrFrameTooLarge) {
+				c.fail(http2.ErrCodeFrameSize)
+			}
+			return
+		}
+		if !c.handle(f) {
+			return
+		}
+	}
+}
+
+// frameBuffered reports whether a whole frame is in the read buffer, so
+// that reading it cannot block.
+func (c *h2Conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := c.br.Peek(9)
+	length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+	return n >= 9+length
+}
+
+// wait blocks until the client sends more. It reports false when the
+// connection is to be closed: idle too long, gone, or drained after a
+// GOAWAY (shutdown or hand-over) once no request is left open.
+func (c *h2Conn) wait() bool {
+	rc := c.rc
+	idle := len(c.streams) == 0
+	if idle {
+		c.idle.Store(true)
+		defer c.idle.Store(false)
+	}
+	if rc.shuttingDown.Load() && !c.goneAway {
+		c.goAway(http2.ErrCodeNo)
+		if !c.flush() {
+			return false
+		}
+	}
+	timeout := rc.cfg.IdleTimeout
+	if (c.goneAway || c.peerGone) && idle {
+		// Done: wait a little for the client to close first, so that
+		// the GOAWAY is read before the connection goes.
+		timeout = h2DrainTime
+	}
+	if d := time.Now().Add(timeout); d.Before(c.deadline) || d.Sub(c.deadline) > timeout/16 {
+		c.conn.SetReadDeadline(d)
+		c.deadline = d
+	}
+	if idle && rc.shuttingDown.Load() && !c.goneAway {
+		// Shutdown's wake-up (closeIdle) may have come between the look
+		// above and the deadline just set, which replaced it: look again.
+		c.deadline = time.Time{}
+		return c.wait()
+	}
+	for c.br.Buffered() == 0 || !c.frameBuffered() {
+		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			if isTimeout(err) && rc.shuttingDown.Load() && !c.goneAway {
+				c.deadline = time.Time{} // woken by Shutdown: say goodbye
+				return c.wait()
+			}
+			if isTimeout(err) && idle && !c.goneAway {
+				c.goAway(http2.ErrCodeNo)
+				c.flush()
+			}
+			return false
+		}
+		if c.br.Buffered() >= 9 {
+			break // ReadFrame reads the rest of the frame
+		}
+	}
+	return true
+}
+
+// flush writes the batch's frames; false means the connection is gone.
+func (c *h2Conn) flush() bool {
+	if c.out.Len() == 0 {
+		return true
+	}
+	_, err := c.conn.Write(c.out.Bytes())
+	c.out.Reset()
+	return err == nil
+}
+
+// close ends the connection; requests still being uploaded were cut off.
+func (c *h2Conn) close() {
+	for _, s := range c.streams {
+		c.cutOff(s)
+	}
+	c.conn.Close()
+}
+
+// fail ends the connection on a protocol error (RFC 9113 §5.4.1).
+func (c *h2Conn) fail(code http2.ErrCode) {
+	c.fr.WriteGoAway(c.lastGood, code, nil)
+	c.goneAway = true
+	c.flush()
+}
+
+// goAway tells the client that no stream after lastGood will be processed.
+func (c *h2Conn) goAway(code http2.ErrCode) {
+	if !c.goneAway {
+		c.goneAway = true
+		c.fr.WriteGoAway(c.lastGood, code, nil)
+	}
+}
+
+// handle acts on one frame; false closes the connection.
+func (c *h2Conn) handle(f http2.Frame) bool {
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.HeadersFrame:
+		if f.StreamID <= c.lastID || f.StreamID%2 == 0 {
+			// Request trailers, a stream id used before, or an even one:
+			// grpc.Server ends the connection on all three.
+			c.fail(http2.ErrCodeProtocol)
+			return false
+		}
+		c.lastID = f.StreamID
+		c.block = h2Block{id: f.StreamID, endStream: f.StreamEnded()}
+		c.head = h2Head{}
+		return c.onFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	case *http2.ContinuationFrame:
+		return c.onFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	case *http2.SettingsFrame:
+		return c.onSettings(f)
+	case *http2.PingFrame:
+		return c.onPing(f)
+	case *http2.WindowUpdateFrame:
+		if f.StreamID == 0 {
+			c.sendConn += int64(f.Increment)
+		} else if s := c.streams[f.StreamID]; s != nil {
+			s.sendWindow += int64(f.Increment)
+		}
+		c.sendBlocked()
+	case *http2.RSTStreamFrame:
+		if s := c.streams[f.StreamID]; s != nil {
+			c.cutOff(s) // the client gave up on it
+		}
+	case *http2.GoAwayFrame:
+		c.peerGone = true
+	case *http2.PushPromiseFrame:
+		c.fail(http2.ErrCodeProtocol) // clients never push
+		return false
+	}
+	return true
+}
+
+// onFragment feeds a header block fragment to the HPACK decoder, which must
+// see every block, in order, to keep its table.
+func (c *h2Conn) onFragment(frag []byte, end bool) bool {
+	c.block.size += len(frag)
+	if c.block.size > 2*h2MaxHeaderList {
+		c.fail(http2.ErrCodeEnhanceYourCalm) // a CONTINUATION flood
+		return false
+	}
+	if _, err := c.dec.Write(frag); err != nil {
+		c.fail(http2.ErrCodeCompression)
+		return false
+	}
+	if !end {
+		return true
+	}
+	if err := c.dec.Close(); err != nil {
+		c.fail(http2.ErrCodeCompression)
+		return false
+	}
+	c.open(c.block.id, c.block.endStream)
+	return true
+}
+
+// open starts a request whose headers just ended.
+func (c *h2Conn) open(id uint32, endStream bool) {
+	rc := c.rc
+	switch {
+	case c.goneAway:
+		return // after our GOAWAY: not processed, the client retries it
+	case !c.head.fastShape():
+		rc.h2.handedOff.Add(1)
+		c.goAway(http2.ErrCodeNo) // grpc.Server takes it on a new connection
+		return
+	case len(c.streams) >= int(rc.cfg.MaxStreams):
+		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		return
+	}
+	c.lastGood = id
+	s := &h2Stream{id: id, sendWindow: c.peerInitial, ended: endStream}
+	if t := c.head.replyType(); t != "application/grpc" {
+		s.replyType = t
+	}
+	if err := rc.admitGRPC(protoOTLPGRPC); err != nil {
+		c.replyError(s, err)
+		return
+	}
+	c.streams[id] = s
+	if endStream {
+		c.finish(s)
+	}
+}
+
+func (c *h2Conn) onData(f *http2.DataFrame) bool {
+	n := int(f.Length) // padding included: it counts against flow control
+	c.recvUnacked += n
+	if c.recvUnacked >= h2ConnWindow/4 {
+		c.fr.WriteWindowUpdate(0, uint32(c.recvUnacked))
+		c.recvUnacked = 0
+	}
+	s := c.streams[f.StreamID]
+	if s == nil || s.ended {
+		if f.StreamID > c.lastID {
+			c.fail(http2.ErrCodeProtocol) // DATA on a stream never opened
+			return false
+		}
+		return true // answered, refused or not processed: dropped
+	}
+	if err := c.take(s, f.Data()); err != nil {
+		c.replyError(s, c.rc.grpcRefusal(protoOTLPGRPC, err))
+		return true
+	}
+	if f.StreamEnded() {
+		s.ended = true
+		c.finish(s)
+		return true
+	}
+	if s.recvUnacked += n; s.recvUnacked >= h2StreamWindow/4 {
+		c.fr.WriteWindowUpdate(s.id, uint32(s.recvUnacked))
+		s.recvUnacked = 0
+	}
+	return true
+}
+
+// take adds DATA to a request's message. Errors are grpc-go's for the same
+// upload.
+func (c *h2Conn) take(s *h2Stream, data []byte) error {
+	max := c.rc.cfg.MaxRequestBytes
+	for len(data) > 0 {
+		if s.nprefix < len(s.prefix) {
+			k := copy(s.prefix[s.nprefix:], data)
+			s.nprefix += k
+			data = data[k:]
+			if s.nprefix == len(s.prefix) {
+				size := binary.BigEndian.Uint32(s.prefix[1:])
+				if int64(size) > max {
+					return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, max)
+				}
+				s.msg = bufpool.Shared.Get(int(size))
+				if size == 0 {
+					if err := payloadError(s.prefix[0]); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		if s.n < len(*s.msg) {
+			k := copy((*s.msg)[s.n:], data)
+			s.n += k
+			data = data[k:]
+			if s.n == len(*s.msg) {
+				// grpc.Server checks the flag as soon as the message is in.
+				if err := payloadError(s.prefix[0]); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if s.nnext < len(s.next) {
+			k := copy(s.next[s.nnext:], data)
+			s.nnext += k
+			data = data[k:]
+			if s.nnext < len(s.next) {
+				continue
+			}
+			size := binary.BigEndian.Uint32(s.next[1:])
+			if int64(size) > max {
+				return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, max)
+			}
+			s.nextLeft = int(size)
+		}
+		k := min(s.nextLeft, len(data))
+		s.nextLeft -= k
+		data = data[k:]
+		if s.nextLeft == 0 {
+			if err := payloadError(s.next[0]); err != nil {
+				return err
+			}
+			return status.Error(codes.Internal, "cardinality violation: received multiple request messages for non-client-streaming RPC")
+		}
+	}
+	return nil
+}
+
+// payloadError is grpc-go's checkRecvPayload for a message on a stream
+// without grpc-encoding: the status it answers for the compressed flag.
+func payloadError(flag byte) error {
+	switch {
+	case flag == 1:
+		return status.Error(codes.Internal, "grpc: compressed flag set with identity or empty encoding")
+	case flag > 1:
+		return status.Errorf(codes.Internal, "grpc: received unexpected payload format %d", flag)
+	}
+	return nil
+}
+
+// finish handles a request the client has ended.
+func (c *h2Conn) finish(s *h2Stream) {
+	rc := c.rc
+	var err error
+	switch {
+	case s.nprefix == 0:
+		err = status.Error(codes.Internal, "cardinality violation: received no request message from non-client-streaming RPC")
+	case s.nprefix < len(s.prefix) || s.n < len(*s.msg):
+		err = status.Error(codes.Internal, "unexpected EOF")
+	case s.nnext > 0:
+		// A second message cut short. grpc.Server answers as below but
+		// its handler sees a plain io.ErrUnexpectedEOF: malformed.
+		rc.sources.rejectRequest(protoOTLPGRPC, reasonMalformed)
+		c.replyError(s, status.Error(codes.Internal, "unexpected EOF"))
+		return
+	}
+	if err != nil {
+		c.replyError(s, rc.grpcRefusal(protoOTLPGRPC, err))
+		return
+	}
+	msg := *s.msg
+	buf := mem.NewBuffer(s.msg, bufpool.Shared)
+	s.msg = nil // the exporter frees it
+	resp, err := rc.exportOTLP(c.client, msg, buf)
+	rc.h2.served.Add(1)
+	if err != nil {
+		c.replyError(s, err)
+		return
+	}
+	if need := int64(5 + len(resp)); need > c.sendConn || need > s.sendWindow {
+		s.reply = append([]byte{}, resp...) // waits for the client's WINDOW_UPDATE
+		c.blocked = append(c.blocked, s)
+		return
+	}
+	c.writeReply(s, resp)
+}
+
+// writeReply answers a request: headers, the response message, trailers.
+func (c *h2Conn) writeReply(s *h2Stream, resp []byte) {
+	headers := okHeaders
+	if s.replyType != "" {
+		headers = hpackBlock(":status", "200", "content-type", s.replyType)
+	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: headers, EndHeaders: true})
+	var prefix [5]byte
+	binary.BigEndian.PutUint32(prefix[1:], uint32(len(resp)))
+	c.fr.WriteData(s.id, false, append(prefix[:], resp...))
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: okTrailers, EndHeaders: true, EndStream: true})
+	c.sendConn -= int64(5 + len(resp))
+	c.wroteData = true
+	c.drop(s)
+}
+
+// sendBlocked writes the responses that were waiting for window, in order.
+func (c *h2Conn) sendBlocked() {
+	kept := c.blocked[:0]
+	for _, s := range c.blocked {
+		switch need := int64(5 + len(s.reply)); {
+		case c.streams[s.id] != s: // reset meanwhile
+		case need > c.sendConn || need > s.sendWindow:
+			kept = append(kept, s)
+		default:
+			c.writeReply(s, s.reply)
+		}
+	}
+	clear(c.blocked[len(kept):])
+	c.blocked = kept
+}
+
+// replyError answers with a gRPC status (already counted) in a
+// trailers-only response; a request still uploading is then reset, as
+// grpc-go does, and its remaining DATA dropped.
+func (c *h2Conn) replyError(s *h2Stream, err error) {
+	c.writeHeaderBlock(s.id, trailersOnly(s.replyType, status.Convert(err)))
+	if !s.ended {
+		c.fr.WriteRSTStream(s.id, http2.ErrCodeNo)
+		s.ended = true
+	}
+	c.wroteData = true
+	c.drop(s)
+}
+
+// writeHeaderBlock writes a block that ends the stream, in CONTINUATION
+// frames past the frame size (a long error message).
+func (c *h2Conn) writeHeaderBlock(id uint32, block []byte) {
+	first := block[:min(len(block), h2MaxFrameSize)]
+	block = block[len(first):]
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndHeaders: len(block) == 0, EndStream: true})
+	for len(block) > 0 {
+		frag := block[:min(len(block), h2MaxFrameSize)]
+		block = block[len(frag):]
+		c.fr.WriteContinuation(id, len(block) == 0, frag)
+	}
+}
+
+// resetStream ends a stream on a stream error (RFC 9113 §5.4.2).
+func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
+	if s := c.streams[id]; s != nil {
+		c.cutOff(s)
+	}
+	c.fr.WriteRSTStream(id, code)
+}
+
+// cutOff drops a request whose upload will not complete; it was admitted,
+// so it is counted, as grpc.Server's handler counts a failed read.
+func (c *h2Conn) cutOff(s *h2Stream) {
+	if s.reply == nil {
+		c.rc.sources.rejectRequest(protoOTLPGRPC, reasonReadBody)
+	}
+	c.drop(s)
+}
+
+func (c *h2Conn) drop(s *h2Stream) {
+	if c.streams[s.id] == s {
+		delete(c.streams, s.id)
+	}
+	if s.msg != nil {
+		bufpool.Shared.Put(s.msg)
+		s.msg = nil
+	}
+}
+
+func (c *h2Conn) onSettings(f *http2.SettingsFrame) bool {
+	if f.IsAck() {
+		return true
+	}
+	err := f.ForeachSetting(func(set http2.Setting) error {
+		if err := set.Valid(); err != nil {
+			return err
+		}
+		if set.ID == http2.SettingInitialWindowSize {
+			delta := int64(set.Val) - c.peerInitial
+			c.peerInitial = int64(set.Val)
+			for _, s := range c.streams {
+				s.sendWindow += delta
+			}
+		}
+		return nil
+	})
+	if ce, ok := err.(http2.ConnectionError); ok {
+		c.fail(http2.ErrCode(ce))
+		return false
+	}
+	c.fr.WriteSettingsAck()
+	c.sendBlocked()
+	return true
+}
+
+// onPing answers a PING, and enforces the keepalive policy grpc.Server has:
+// more than two pings closer than pingMinTime apart, with nothing sent in
+// between, and the client is told "too_many_pings" and cut off.
+func (c *h2Conn) onPing(f *http2.PingFrame) bool {
+	if f.IsAck() {
+		return true
+	}
+	now := time.Now()
+	if c.wroteData {
+		c.wroteData, c.pingStrikes = false, 0
+	} else if !c.lastPing.IsZero() && now.Sub(c.lastPing) < pingMinTime {
+		c.pingStrikes++
+	}
+	c.lastPing = now
+	if c.pingStrikes > maxPingStrikes {
+		c.fr.WriteGoAway(c.lastGood, http2.ErrCodeEnhanceYourCalm, []byte("too_many_pings"))
+		c.goneAway = true
+		c.flush()
+		return false
+	}
+	c.fr.WritePing(true, f.Data)
+	return true
+}
+
+// The header blocks of replies: literals never indexed, so no HPACK state
+// is shared with the client's decoder and each block is a constant.
+var (
+	okHeaders  = hpackBlock(":status", "200", "content-type", "application/grpc")
+	okTrailers = hpackBlock("grpc-status", "0", "grpc-message", "")
+)
+
+func hpackBlock(kv ...string) []byte {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for i := 0; i < len(kv); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1], Sensitive: true})
+	}
+	return b.Bytes()
+}
+
+// trailersOnly is the header block of an error reply, as grpc-go writes it.
+func trailersOnly(contentType string, st *status.Status) []byte {
+	if contentType == "" {
+		contentType = "application/grpc"
+	}
+	kv := []string{":status", "200", "content-type", contentType,
+		"grpc-status", strconv.Itoa(int(st.Code())), "grpc-message", encodeGRPCMessage(st.Message())}
+	if p := st.Proto(); len(p.Details) > 0 {
+		if b, err := proto.Marshal(p); err == nil {
+			kv = append(kv, "grpc-status-details-bin", base64.RawStdEncoding.EncodeToString(b))
+		}
+	}
+	return hpackBlock(kv...)
+}
+
+// encodeGRPCMessage percent-encodes a status message (gRPC over HTTP/2:
+// "Status-Message").
+func encodeGRPCMessage(msg string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(msg); i++ {
+		if c := msg[i]; c < 0x20 || c > 0x7e || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
