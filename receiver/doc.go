@@ -7,7 +7,8 @@
 // The data path, top to bottom:
 //
 //	server.go   listener, TLS, HTTP/2 sniffing: OTLP fast path, native gRPC or net/http
-//	h2fast.go   HTTP/2 fast path for OTLP/gRPC Export, else a GOAWAY to grpc.Server
+//	h2fast.go   HTTP/2 fast path for gRPC (OTLP Export, Jaeger PostSpans), else a GOAWAY to grpc.Server
+//	h2head.go   which requests the gRPC fast path serves
 //	h2fallback.go  a native gRPC connection that meets a plain request
 //	http1.go    HTTP/1.1 fast path for Envoy's Zipkin posts, else net/http
 //	http.go     HTTP routes: Zipkin, OTLP/HTTP, metrics, probes

@@ -134,6 +134,11 @@ func (rc *Receiver) admitGRPC(protocol string) error {
 
 func (rc *Receiver) unknownGRPC(_ any, stream grpc.ServerStream) error {
 	method, _ := grpc.MethodFromServerStream(stream)
+	return rc.unknownMethod(method)
+}
+
+// unknownMethod counts and refuses a gRPC method traceport does not serve.
+func (rc *Receiver) unknownMethod(method string) error {
 	ref := refuse(reasonNotFound, "unknown gRPC method %s: traceport serves %s and %s", method, otlpExportMethod, jaegerPostMethod)
 	rc.sources.rejectRequest(protoUnknown, ref.reason)
 	return ref.grpcStatus().Err()
@@ -204,16 +209,25 @@ func (rc *Receiver) jaegerPostSpans(ctx context.Context, dec func(any) error) (a
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoJaegerGRPC, err)
 	}
+	if err := rc.postJaeger(peerAddr(ctx), &req); err != nil {
+		return nil, err
+	}
+	return &api_v2.PostSpansResponse{}, nil
+}
+
+// postJaeger translates, counts and forwards one PostSpans request, for
+// both gRPC paths. Errors are gRPC statuses, already counted.
+func (rc *Receiver) postJaeger(client string, req *api_v2.PostSpansRequest) error {
 	td, rejected := translate.JaegerBatch(&req.Batch)
 	rc.sources.rejectSpans(protoJaegerGRPC, reasonInvalidSpan, rejected.Spans)
 	if td.SpanCount() == 0 && rejected.Spans > 0 {
-		return nil, rc.grpcRefusal(protoJaegerGRPC, refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
+		return rc.grpcRefusal(protoJaegerGRPC, refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
 	}
 	data, counts, _ := translate.TracesToOTLP(td, nil, nil)
-	if err := rc.ingest(protoJaegerGRPC, encProto, peerAddr(ctx), data, counts, true); err != nil {
-		return nil, rc.grpcRefusal(protoJaegerGRPC, err)
+	if err := rc.ingest(protoJaegerGRPC, encProto, client, data, counts, true); err != nil {
+		return rc.grpcRefusal(protoJaegerGRPC, err)
 	}
-	return &api_v2.PostSpansResponse{}, nil
+	return nil
 }
 
 func isRefusal(err error) bool {

@@ -3,14 +3,19 @@ package receiver
 import (
 	"bufio"
 	"bytes"
+	"cmp"
+	stdgzip "compress/gzip"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
+	"github.com/klauspost/compress/gzip"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
@@ -21,26 +26,28 @@ import (
 	"github.com/traceport/traceport/internal/bufpool"
 )
 
-// The OTLP/gRPC fast path. At ten spans per request, grpc.Server spends
-// about twice traceport's own work per request: a goroutine hand-off to a
-// stream worker and another to the writer, a context, a metadata map and
-// strings for every header, and one write syscall per response, since its
-// writer flushes whenever its queue runs dry. An SDK exporter sends one
-// shape of request, a unary Export, so traceport serves that shape itself:
-// one goroutine per connection reads a batch of frames, handles each request
-// as its last DATA frame arrives (validating, counting and queueing take
-// microseconds and never wait), and writes every response of the batch in
-// one syscall.
+// The gRPC fast path. At ten spans per request, grpc.Server spends about
+// twice traceport's own work per request: a goroutine hand-off to a stream
+// worker and another to the writer, a context, a metadata map and strings
+// for every header, and one write syscall per response, since its writer
+// flushes whenever its queue runs dry. Tracing clients send unary requests
+// of two methods, so traceport serves them itself: one goroutine per
+// connection reads a batch of frames, handles each request as its last DATA
+// frame arrives (decoding, validating, counting and queueing take
+// microseconds and never wait), and writes every reply of the batch in one
+// syscall. OTLP Export and Jaeger PostSpans are served, uncompressed or
+// gzipped; any other method is answered UNIMPLEMENTED, as grpc.Server does.
 //
-// A connection comes here when its first request is an uncompressed OTLP
-// Export (route sniffs it). Any other request on it (another method, a
-// compressed or plain HTTP request) hands the connection over: a GOAWAY
-// whose last stream id is the last request served tells the client, per
-// RFC 9113 §6.8, that the new request was not processed and can be retried
-// on a new connection; that one starts with the other request and goes to
-// grpc.Server. Replies, errors included, are grpc.Server's: the handler is
-// shared (exportOTLP) and failures of reading the message carry
-// grpc-go's own codes and messages.
+// A connection comes here when its first request is such a gRPC request
+// (route sniffs it). A later request of any other kind (another encoding,
+// headers grpc.Server would refuse, a plain HTTP request) hands the
+// connection over: a GOAWAY whose last stream id is the last request served
+// tells the client, per RFC 9113 §6.8, that the new request was not
+// processed and can be retried on a new connection; that one starts with
+// the other request and goes to grpc.Server or net/http. Replies, errors
+// included, are grpc.Server's: the handlers are shared (exportOTLP,
+// postJaeger) and failures of reading a message carry grpc-go's own codes
+// and messages, in its order.
 
 const (
 	h2StreamWindow  = 1 << 20 // per request before window is returned, as grpc.StaticStreamWindowSize
@@ -95,15 +102,19 @@ type h2Block struct {
 // h2Stream is one request being uploaded.
 type h2Stream struct {
 	id          uint32
+	kind        h2Kind
+	gzip        bool // grpc-encoding: gzip
 	sendWindow  int64
 	recvUnacked int
 	prefix      [5]byte // the gRPC message prefix: compressed flag, length
 	nprefix     int
 	msg         *[]byte // the message, from bufpool.Shared
 	n           int     // bytes of msg received
-	ended       bool    // the client's END_STREAM was seen
-	reply       []byte  // a response waiting for flow-control window
-	replyType   string  // the reply's content type when not application/grpc
+	complete    bool    // the message is in, decompressed and, for Jaeger, decoded
+	jaeger      *api_v2.PostSpansRequest
+	ended       bool   // the client's END_STREAM was seen
+	reply       []byte // a response waiting for flow-control window
+	replyType   string // the reply's content type when not application/grpc
 
 	// A second message, which grpc.Server reads whole before it refuses
 	// the request; so does the fast path, to give the same answer.
@@ -345,7 +356,7 @@ func (c *h2Conn) open(id uint32, endStream bool) {
 	switch {
 	case c.goneAway:
 		return // after our GOAWAY: not processed, the client retries it
-	case !c.head.fastShape():
+	case c.head.kind() == h2Other:
 		rc.h2.handedOff.Add(1)
 		c.goAway(http2.ErrCodeNo) // grpc.Server takes it on a new connection
 		return
@@ -354,11 +365,15 @@ func (c *h2Conn) open(id uint32, endStream bool) {
 		return
 	}
 	c.lastGood = id
-	s := &h2Stream{id: id, sendWindow: c.peerInitial, ended: endStream}
+	s := &h2Stream{id: id, kind: c.head.kind(), gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream}
 	if t := c.head.replyType(); t != "application/grpc" {
 		s.replyType = t
 	}
-	if err := rc.admitGRPC(protoOTLPGRPC); err != nil {
+	if s.kind == h2Unknown {
+		c.replyError(s, rc.unknownMethod(c.head.path))
+		return
+	}
+	if err := rc.admitGRPC(s.protocol()); err != nil {
 		c.replyError(s, err)
 		return
 	}
@@ -384,7 +399,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 		return true // answered, refused or not processed: dropped
 	}
 	if err := c.take(s, f.Data()); err != nil {
-		c.replyError(s, c.rc.grpcRefusal(protoOTLPGRPC, err))
+		c.replyError(s, c.rc.grpcRefusal(s.protocol(), err))
 		return true
 	}
 	if f.StreamEnded() {
@@ -400,7 +415,8 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 }
 
 // take adds DATA to a request's message. Errors are grpc-go's for the same
-// upload.
+// upload, in the same order: the message is checked, decompressed and
+// decoded as soon as it is in, a second one refused once it is in too.
 func (c *h2Conn) take(s *h2Stream, data []byte) error {
 	max := c.rc.cfg.MaxRequestBytes
 	for len(data) > 0 {
@@ -415,20 +431,19 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 				}
 				s.msg = bufpool.Shared.Get(int(size))
 				if size == 0 {
-					if err := payloadError(s.prefix[0]); err != nil {
+					if err := c.decode(s); err != nil {
 						return err
 					}
 				}
 			}
 			continue
 		}
-		if s.n < len(*s.msg) {
+		if !s.complete {
 			k := copy((*s.msg)[s.n:], data)
 			s.n += k
 			data = data[k:]
 			if s.n == len(*s.msg) {
-				// grpc.Server checks the flag as soon as the message is in.
-				if err := payloadError(s.prefix[0]); err != nil {
+				if err := c.decode(s); err != nil {
 					return err
 				}
 			}
@@ -451,7 +466,7 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 		s.nextLeft -= k
 		data = data[k:]
 		if s.nextLeft == 0 {
-			if err := payloadError(s.next[0]); err != nil {
+			if err := payloadError(s.next[0], s.gzip); err != nil {
 				return err
 			}
 			return status.Error(codes.Internal, "cardinality violation: received multiple request messages for non-client-streaming RPC")
@@ -460,16 +475,90 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 	return nil
 }
 
-// payloadError is grpc-go's checkRecvPayload for a message on a stream
-// without grpc-encoding: the status it answers for the compressed flag.
-func payloadError(flag byte) error {
+// decode does what grpc.Server does with a message as soon as it is in:
+// check its compressed flag, decompress it, unmarshal it (Jaeger's; OTLP
+// stays bytes).
+func (c *h2Conn) decode(s *h2Stream) error {
+	s.complete = true
+	if err := payloadError(s.prefix[0], s.gzip); err != nil {
+		return err
+	}
+	if s.prefix[0] == 1 {
+		out, err := gunzipMessage(*s.msg, int(c.rc.cfg.MaxRequestBytes))
+		bufpool.Shared.Put(s.msg)
+		s.msg = out
+		if err != nil {
+			return err
+		}
+	}
+	if s.kind == h2Jaeger {
+		req := &api_v2.PostSpansRequest{}
+		err := req.Unmarshal(*s.msg) // copies what it keeps
+		bufpool.Shared.Put(s.msg)
+		s.msg = nil
+		if err != nil {
+			return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
+		}
+		s.jaeger = req
+	}
+	return nil
+}
+
+// payloadError is grpc-go's checkRecvPayload: the status it answers for a
+// message's compressed flag.
+func payloadError(flag byte, gzip bool) error {
 	switch {
-	case flag == 1:
+	case flag == 1 && !gzip:
 		return status.Error(codes.Internal, "grpc: compressed flag set with identity or empty encoding")
 	case flag > 1:
 		return status.Errorf(codes.Internal, "grpc: received unexpected payload format %d", flag)
 	}
 	return nil
+}
+
+// gunzipMessage decompresses a gzipped gRPC message into a buffer of
+// bufpool.Shared, stopping past limit bytes (a gzip bomb costs no more);
+// errors are grpc-go's.
+func gunzipMessage(src []byte, limit int) (*[]byte, error) {
+	zr, _ := gzipPool.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(src))
+	} else {
+		err = zr.Reset(bytes.NewReader(src))
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "grpc: failed to decompress the message: %v", err)
+	}
+	defer gzipPool.Put(zr)
+	out := bufpool.Shared.Get(min(max(4*len(src), 4<<10), limit+1))
+	n := 0
+	for {
+		if n == len(*out) {
+			if n > limit {
+				break
+			}
+			bigger := bufpool.Shared.Get(min(2*n, limit+1))
+			copy(*bigger, (*out)[:n])
+			bufpool.Shared.Put(out)
+			out = bigger
+		}
+		k, err := zr.Read((*out)[n:])
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			bufpool.Shared.Put(out)
+			return nil, status.Errorf(codes.Internal, "grpc: failed to read decompressed data: %v", err)
+		}
+	}
+	if n > limit {
+		bufpool.Shared.Put(out)
+		return nil, status.Errorf(codes.ResourceExhausted, "grpc: received message after decompression larger than max %d", limit)
+	}
+	*out = (*out)[:n]
+	return out, nil
 }
 
 // finish handles a request the client has ended.
@@ -479,23 +568,29 @@ func (c *h2Conn) finish(s *h2Stream) {
 	switch {
 	case s.nprefix == 0:
 		err = status.Error(codes.Internal, "cardinality violation: received no request message from non-client-streaming RPC")
-	case s.nprefix < len(s.prefix) || s.n < len(*s.msg):
+	case !s.complete:
 		err = status.Error(codes.Internal, "unexpected EOF")
 	case s.nnext > 0:
 		// A second message cut short. grpc.Server answers as below but
 		// its handler sees a plain io.ErrUnexpectedEOF: malformed.
-		rc.sources.rejectRequest(protoOTLPGRPC, reasonMalformed)
+		rc.sources.rejectRequest(s.protocol(), reasonMalformed)
 		c.replyError(s, status.Error(codes.Internal, "unexpected EOF"))
 		return
 	}
 	if err != nil {
-		c.replyError(s, rc.grpcRefusal(protoOTLPGRPC, err))
+		c.replyError(s, rc.grpcRefusal(s.protocol(), err))
 		return
 	}
-	msg := *s.msg
-	buf := mem.NewBuffer(s.msg, bufpool.Shared)
-	s.msg = nil // the exporter frees it
-	resp, err := rc.exportOTLP(c.client, msg, buf)
+	var resp []byte
+	if s.kind == h2Jaeger {
+		err = rc.postJaeger(c.client, s.jaeger)
+		s.jaeger = nil
+	} else {
+		msg := *s.msg
+		buf := mem.NewBuffer(s.msg, bufpool.Shared)
+		s.msg = nil // the exporter frees it
+		resp, err = rc.exportOTLP(c.client, msg, buf)
+	}
 	rc.h2.served.Add(1)
 	if err != nil {
 		c.replyError(s, err)
@@ -509,20 +604,48 @@ func (c *h2Conn) finish(s *h2Stream) {
 	c.writeReply(s, resp)
 }
 
+func (s *h2Stream) protocol() string {
+	if s.kind == h2Jaeger {
+		return protoJaegerGRPC
+	}
+	return protoOTLPGRPC
+}
+
 // writeReply answers a request: headers, the response message, trailers.
 func (c *h2Conn) writeReply(s *h2Stream, resp []byte) {
 	headers := okHeaders
-	if s.replyType != "" {
-		headers = hpackBlock(":status", "200", "content-type", s.replyType)
+	if s.replyType != "" || s.gzip {
+		// as grpc.Server: the request's content subtype, and its
+		// compression for the reply
+		kv := []string{":status", "200", "content-type", cmp.Or(s.replyType, "application/grpc")}
+		if s.gzip {
+			kv = append(kv, "grpc-encoding", "gzip")
+		}
+		headers = hpackBlock(kv...)
 	}
 	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: headers, EndHeaders: true})
 	var prefix [5]byte
+	if s.gzip && len(resp) > 0 {
+		prefix[0] = 1
+		resp = gzipReply(resp)
+	}
 	binary.BigEndian.PutUint32(prefix[1:], uint32(len(resp)))
 	c.fr.WriteData(s.id, false, append(prefix[:], resp...))
 	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: okTrailers, EndHeaders: true, EndStream: true})
 	c.sendConn -= int64(5 + len(resp))
 	c.wroteData = true
 	c.drop(s)
+}
+
+// gzipReply compresses a reply message as grpc-go's gzip compressor does
+// (the standard library's, default level). Only partial-success replies
+// to gzipped requests take it: rare.
+func gzipReply(b []byte) []byte {
+	var out bytes.Buffer
+	zw := stdgzip.NewWriter(&out)
+	zw.Write(b)
+	zw.Close()
+	return out.Bytes()
 }
 
 // sendBlocked writes the responses that were waiting for window, in order.
@@ -579,7 +702,7 @@ func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
 // so it is counted, as grpc.Server's handler counts a failed read.
 func (c *h2Conn) cutOff(s *h2Stream) {
 	if s.reply == nil {
-		c.rc.sources.rejectRequest(protoOTLPGRPC, reasonReadBody)
+		c.rc.sources.rejectRequest(s.protocol(), reasonReadBody)
 	}
 	c.drop(s)
 }

@@ -733,13 +733,20 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 		{name: "refused at the door", full: true, grpc: calls(exportOf(ten), exportOf(ten)),
 			codes: []codes.Code{codes.ResourceExhausted, codes.ResourceExhausted}, rejected: map[reason]float64{reasonQueueFull: 2}},
 		{name: "unknown method after an Export", grpc: calls(exportOf(ten), rawOf("/foo.Bar/Baz", ten), exportOf(ten)),
-			codes: []codes.Code{codes.OK, codes.Unimplemented, codes.OK}, served: 1, handedOff: 1},
+			codes: []codes.Code{codes.OK, codes.Unimplemented, codes.OK}, served: 2},
+		{name: "unknown method first", grpc: calls(rawOf("/foo.Bar/Baz", ten), exportOf(ten)),
+			codes: []codes.Code{codes.Unimplemented, codes.OK}, served: 1},
 		{name: "Jaeger PostSpans after an Export", grpc: calls(exportOf(ten), rawOf(jaegerPostMethod, bench.JaegerPostSpans(10, 2)), exportOf(ten)),
-			codes: []codes.Code{codes.OK, codes.OK, codes.OK}, served: 1, handedOff: 1},
+			codes: []codes.Code{codes.OK, codes.OK, codes.OK}, served: 3},
+		{name: "Jaeger PostSpans first, gzipped", grpc: calls(func(conn *grpc.ClientConn) outcome {
+			return call(conn, jaegerPostMethod, &rawMessage{data: bench.JaegerPostSpans(10, 2)}, grpc.UseCompressor(gzip.Name))
+		}), codes: []codes.Code{codes.OK}, served: 1},
+		{name: "Jaeger PostSpans that does not decode", grpc: calls(rawOf(jaegerPostMethod, []byte{0x0a, 0xff, 0xff})),
+			codes: []codes.Code{codes.Internal}},
 		{name: "gzip Export first", grpc: calls(exportOf(ten, grpc.UseCompressor(gzip.Name)), exportOf(ten)),
-			codes: []codes.Code{codes.OK, codes.OK}},
+			codes: []codes.Code{codes.OK, codes.OK}, served: 2},
 		{name: "gzip Export after an Export", grpc: calls(exportOf(ten), exportOf(ten, grpc.UseCompressor(gzip.Name)), exportOf(ten)),
-			codes: []codes.Code{codes.OK, codes.OK, codes.OK}, served: 1, handedOff: 1},
+			codes: []codes.Code{codes.OK, codes.OK, codes.OK}, served: 3},
 		{name: "metadata and a deadline", grpc: calls(func(conn *grpc.ClientConn) outcome {
 			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "a", "x-trace-bin", string([]byte{0, 1, 2}))
 			return callCtx(ctx, conn, otlpExportMethod, exportRequest(t, ten))
@@ -761,6 +768,21 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 		{name: "compressed flag without grpc-encoding", raw: rawCall(exportHeaders(), grpcMessage(1, ten)), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
 		{name: "unknown payload format", raw: rawCall(exportHeaders(), grpcMessage(2, ten)), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
 		{name: "grpc-encoding identity", raw: rawCall(exportHeaders("grpc-encoding", "identity"), msg), codes: []codes.Code{codes.OK}, served: 1},
+		{name: "grpc-encoding gzip, message not compressed", raw: rawCall(exportHeaders("grpc-encoding", "gzip"), msg), codes: []codes.Code{codes.OK}, served: 1},
+		{name: "gzip: not gzip", raw: rawCall(exportHeaders("grpc-encoding", "gzip"), grpcMessage(1, []byte("not gzip at all"))),
+			codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
+		{name: "gzip: cut short", raw: rawCall(exportHeaders("grpc-encoding", "gzip"), grpcMessage(1, gzipped(ten)[:40])),
+			codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
+		{name: "gzip: over max-request-bytes once inflated", raw: rawCall(exportHeaders("grpc-encoding", "gzip"), grpcMessage(1, gzipped(make([]byte, 3<<20)))),
+			codes: []codes.Code{codes.ResourceExhausted}, rejected: map[reason]float64{reasonTooLarge: 1}},
+		{name: "gzip: exactly max-request-bytes once inflated (zeros: malformed)", raw: rawCall(exportHeaders("grpc-encoding", "gzip"), grpcMessage(1, gzipped(make([]byte, 1<<20)))),
+			codes: []codes.Code{codes.InvalidArgument}, served: 1, rejected: map[reason]float64{reasonMalformed: 1}},
+		{name: "gzip: a partial success reply is gzipped too", raw: rawCall(exportHeaders("grpc-encoding", "gzip"), grpcMessage(1, gzipped(partialBody(t)))),
+			codes: []codes.Code{codes.OK}, served: 1, rejected: nil},
+		// grpc.Server refuses it before any handler runs, so it is not
+		// counted on either path.
+		{name: "an encoding traceport lacks: grpc.Server answers", raw: rawCall(exportHeaders("grpc-encoding", "zstd"), grpcMessage(1, ten)),
+			codes: []codes.Code{codes.Unimplemented}},
 		{name: "more streams than max-streams", cfg: Config{MaxStreams: 1}, raw: func(t *testing.T, c *h2Client) []outcome {
 			c.headers(1, exportHeaders(), false, 1)
 			c.headers(3, exportHeaders(), false, 1)
@@ -1297,10 +1319,15 @@ func h2FastSeeds() map[string][]byte {
 		"window-update": cat(frame(frameWindowUpdate, 0, 0, []byte{0, 1, 0, 0}), frame(frameHeaders, flagEndHeaders, 1, head), frame(frameWindowUpdate, 0, 1, []byte{0, 0, 0, 10}), frame(frameData, 1, 1, msg)),
 		"settings": cat(frame(frameSettings, 0, 0, []byte{0, 4, 0, 0, 0, 0, 0, 3, 0, 0, 0, 1}), frame(frameHeaders, flagEndHeaders, 1, head), frame(frameData, 1, 1, msg),
 			frame(frameSettings, 0, 0, []byte{0, 4, 0, 0, 0, 100}), frame(frameSettings, flagAck, 0, nil)),
-		"handoff": cat(frame(frameHeaders, flagEndHeaders, 1, head), frame(frameData, 1, 1, msg),
+		"unknown-method": cat(frame(frameHeaders, flagEndHeaders, 1, head), frame(frameData, 1, 1, msg),
 			frame(frameHeaders, flagEndHeaders, 3, block(exportHeaders(":path", "/foo.Bar/Baz"))), frame(frameData, 1, 3, msg),
 			frame(frameHeaders, flagEndHeaders, 5, again), frame(frameData, 1, 5, msg)),
 		"goaway": cat(frame(frameHeaders, flagEndHeaders, 1, head), frame(0x7, 0, 0, []byte{0, 0, 0, 0, 0, 0, 0, 0}), frame(frameData, 1, 1, msg)),
+		"gzip":   cat(frame(frameHeaders, flagEndHeaders, 1, block(exportHeaders("grpc-encoding", "gzip"))), frame(frameData, 1, 1, grpcMessage(1, gzipped(tinyOTLP())))),
+		"jaeger": cat(frame(frameHeaders, flagEndHeaders, 1, block(exportHeaders(":path", jaegerPostMethod))),
+			frame(frameData, 1, 1, grpcMessage(0, bench.JaegerPostSpans(2, 1)))),
+		"zstd-handoff": cat(frame(frameHeaders, flagEndHeaders, 1, head), frame(frameData, 1, 1, msg),
+			frame(frameHeaders, flagEndHeaders, 3, block(exportHeaders("grpc-encoding", "zstd"))), frame(frameData, 1, 3, grpcMessage(1, tinyOTLP()))),
 	}
 }
 

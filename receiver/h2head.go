@@ -25,14 +25,33 @@ type h2Head struct {
 	other                               bool // a header the fast path does not serve
 }
 
-// fastShape reports whether a request is the fast path's: an uncompressed
-// OTLP Export over gRPC, with nothing grpc.Server would refuse.
-func (h *h2Head) fastShape() bool {
+// h2Kind is what the fast path does with a request.
+type h2Kind uint8
+
+const (
+	h2Other   h2Kind = iota // not the fast path's: grpc.Server (or net/http) serves it
+	h2Export                // OTLP Export
+	h2Jaeger                // Jaeger PostSpans
+	h2Unknown               // another gRPC method: UNIMPLEMENTED, as grpc.Server answers
+)
+
+// kind sorts a request: a gRPC request with nothing grpc.Server would
+// refuse, uncompressed or gzipped, is the fast path's.
+func (h *h2Head) kind() h2Kind {
 	_, validType := grpcSubtype(h.contentType)
-	return !h.other && validType && h.method == "POST" && h.path == otlpExportMethod &&
-		(h.encoding == "" || h.encoding == "identity") &&
-		h.authorities <= 1 && h.hosts <= 1 && h.authorities+h.hosts >= 1 &&
-		h.size <= h2MaxHeaderList
+	if h.other || !validType || h.method != "POST" ||
+		h.encoding != "" && h.encoding != "identity" && h.encoding != "gzip" ||
+		h.authorities > 1 || h.hosts > 1 || h.authorities+h.hosts == 0 ||
+		h.size > h2MaxHeaderList {
+		return h2Other
+	}
+	switch h.path {
+	case otlpExportMethod:
+		return h2Export
+	case jaegerPostMethod:
+		return h2Jaeger
+	}
+	return h2Unknown
 }
 
 // isGRPC reports whether the content type says gRPC, valid or not:

@@ -35,7 +35,7 @@ const (
 	h1MaxLines = 64
 )
 
-// fastConns tracks the connections a fast path (HTTP/1.1 or OTLP/gRPC)
+// fastConns tracks the connections a fast path (HTTP/1.1 or gRPC)
 // serves, for Shutdown.
 type fastConns struct {
 	mu    sync.Mutex

@@ -70,7 +70,7 @@ type Receiver struct {
 	native *connListener // HTTP/2 connections whose first request is gRPC
 	plain  *connListener // everything else, served by net/http
 	h1     fastConns     // HTTP/1.1 connections on the fast path (http1.go)
-	h2     fastConns     // OTLP/gRPC connections on the fast path (h2fast.go)
+	h2     fastConns     // gRPC connections on the fast path (h2fast.go)
 
 	memory       *memoryGuard
 	ready        atomic.Bool
@@ -168,8 +168,8 @@ var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // route sends one connection to the server that will handle it: HTTP/1.1 to
 // the fast path (http1.go), which hands it to net/http when it must; HTTP/2
-// to the OTLP/gRPC fast path (h2fast.go) when its first request is an OTLP
-// Export, to the native gRPC server when it is another gRPC request
+// to the gRPC fast path (h2fast.go) when its first request is gRPC of the
+// kinds it serves, to the native gRPC server when it is another gRPC request
 // (grpc.Server.Serve costs less than half of grpc.Server.ServeHTTP per
 // span), otherwise to net/http, which routes every request on its own, gRPC
 // included.
@@ -228,7 +228,7 @@ func (rc *Receiver) routeHTTP2(conn net.Conn, preface []byte) {
 		conn.Close()
 		return
 	}
-	if isGRPC && sn.head.fastShape() && !rc.h2.off && !rc.cfg.PushWaits {
+	if isGRPC && sn.head.kind() != h2Other && !rc.h2.off && !rc.cfg.PushWaits {
 		rc.serveH2(conn, sn.frames)
 		return
 	}
