@@ -197,23 +197,30 @@ func (c *h2Client) readLoop() {
 	}
 }
 
+// hangTimer wakes the waiters on c.cond when the hang guard expires; the
+// flag (read with c.mu held) says it has.
+func (c *h2Client) hangTimer() (expired *bool, stop func() bool) {
+	expired = new(bool)
+	timer := time.AfterFunc(hangGuard, func() {
+		c.mu.Lock()
+		*expired = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	return expired, timer.Stop
+}
+
 // waitUntil waits until cond (called with c.mu held) holds; the connection
 // ending or the hang guard first fails the test.
 func (c *h2Client) waitUntil(what string, cond func() bool) {
 	c.t.Helper()
-	expired := false
-	timer := time.AfterFunc(hangGuard, func() {
-		c.mu.Lock()
-		expired = true
-		c.cond.Broadcast()
-		c.mu.Unlock()
-	})
-	defer timer.Stop()
+	expired, stop := c.hangTimer()
+	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for !cond() {
-		if c.readErr != nil || expired {
-			c.t.Fatalf("waiting for %s: connection: %v (hang guard expired: %v); frames from the server:\n%s", what, c.readErr, expired, c.framesLocked())
+		if c.readErr != nil || *expired {
+			c.t.Fatalf("waiting for %s: connection: %v (hang guard expired: %v); frames from the server:\n%s", what, c.readErr, *expired, c.framesLocked())
 		}
 		c.cond.Wait()
 	}
@@ -377,18 +384,12 @@ func (c *h2Client) awaitGoAway() h2Event {
 // awaitClosed waits for the server to close the connection.
 func (c *h2Client) awaitClosed() {
 	c.t.Helper()
-	expired := false
-	timer := time.AfterFunc(hangGuard, func() {
-		c.mu.Lock()
-		expired = true
-		c.cond.Broadcast()
-		c.mu.Unlock()
-	})
-	defer timer.Stop()
+	expired, stop := c.hangTimer()
+	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.readErr == nil {
-		if expired {
+		if *expired {
 			c.t.Fatalf("the server did not close the connection; frames from the server:\n%s", c.framesLocked())
 		}
 		c.cond.Wait()
@@ -1263,6 +1264,26 @@ func TestH2FastShutdownInFlight(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Errorf("Shutdown waited for its deadline")
+	}
+}
+
+// When Shutdown's context ends with an upload still in flight, the
+// connection is closed (as grpc.Server.Stop does) and the request counted
+// as cut off: Shutdown does not leave fast-path connections behind.
+func TestH2FastShutdownDeadline(t *testing.T) {
+	tr := startReceiver(t, Config{IdleTimeout: time.Hour})
+	c := dialH2(t, tr.addr)
+	msg := grpcMessage(0, bench.SDKOTLP(10, 1))
+	c.headers(1, exportHeaders(), false, 1)
+	c.data(1, msg[:100], false) // and never the rest
+	c.barrier([8]byte{1})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	tr.rc.Shutdown(ctx)
+	c.awaitClosed()
+	tr.rc.h2.wg.Wait() // the connection's goroutine has ended, and counted
+	if got := tr.rejected(t, protoOTLPGRPC, reasonReadBody); got != 1 {
+		t.Errorf("rejected_requests_total{otlp_grpc,read_body} = %v, want 1", got)
 	}
 }
 

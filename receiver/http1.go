@@ -120,13 +120,20 @@ func (t *fastConns) closeIdle() {
 	}
 }
 
-// wait waits for the fast path's connections to close, until ctx ends.
+// wait waits for the fast path's connections to close; when ctx ends
+// first, it closes those left (as grpc.Server.Stop does), which ends their
+// requests still uploading, counted as cut off.
 func (t *fastConns) wait(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
+		t.mu.Lock()
+		for c := range t.conns {
+			c.conn.Close()
+		}
+		t.mu.Unlock()
 	}
 }
 
