@@ -3,7 +3,6 @@ package receiver
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	stdgzip "compress/gzip"
 	"encoding/base64"
 	"encoding/binary"
@@ -88,7 +87,11 @@ type h2Conn struct {
 	lastPing    time.Time
 	pingStrikes int
 	wroteData   bool // since the last PING: resets the strikes, as in grpc-go
-	deadline    time.Time
+
+	replyBlock   []byte // replyHeaders' last block other than okHeaders
+	replySubtype string
+	replyGzip    bool
+	deadline     time.Time
 }
 
 // h2Block is a request's header block in progress (HEADERS, then
@@ -114,7 +117,7 @@ type h2Stream struct {
 	jaeger      *api_v2.PostSpansRequest
 	ended       bool   // the client's END_STREAM was seen
 	reply       []byte // a response waiting for flow-control window
-	replyType   string // the reply's content type when not application/grpc
+	subtype     string // of the content type ("proto" in application/grpc+proto): the reply's too
 
 	// A second message, which grpc.Server reads whole before it refuses
 	// the request; so does the fast path, to give the same answer.
@@ -366,9 +369,7 @@ func (c *h2Conn) open(id uint32, endStream bool) {
 	}
 	c.lastGood = id
 	s := &h2Stream{id: id, kind: c.head.kind(), gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream}
-	if t := c.head.replyType(); t != "application/grpc" {
-		s.replyType = t
-	}
+	s.subtype, _ = grpcSubtype(c.head.contentType)
 	if s.kind == h2Unknown {
 		c.replyError(s, rc.unknownMethod(c.head.path))
 		return
@@ -613,17 +614,7 @@ func (s *h2Stream) protocol() string {
 
 // writeReply answers a request: headers, the response message, trailers.
 func (c *h2Conn) writeReply(s *h2Stream, resp []byte) {
-	headers := okHeaders
-	if s.replyType != "" || s.gzip {
-		// as grpc.Server: the request's content subtype, and its
-		// compression for the reply
-		kv := []string{":status", "200", "content-type", cmp.Or(s.replyType, "application/grpc")}
-		if s.gzip {
-			kv = append(kv, "grpc-encoding", "gzip")
-		}
-		headers = hpackBlock(kv...)
-	}
-	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: headers, EndHeaders: true})
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: c.replyHeaders(s), EndHeaders: true})
 	var prefix [5]byte
 	if s.gzip && len(resp) > 0 {
 		prefix[0] = 1
@@ -635,6 +626,32 @@ func (c *h2Conn) writeReply(s *h2Stream, resp []byte) {
 	c.sendConn -= int64(5 + len(resp))
 	c.wroteData = true
 	c.drop(s)
+}
+
+// replyHeaders is the header block of a reply. As grpc.Server's, it
+// carries the request's content subtype and, for a gzipped request, the
+// reply's compression; a block other than okHeaders is kept for the next
+// reply on the connection, which is most often alike.
+func (c *h2Conn) replyHeaders(s *h2Stream) []byte {
+	if s.subtype == "" && !s.gzip {
+		return okHeaders
+	}
+	if c.replyBlock == nil || s.subtype != c.replySubtype || s.gzip != c.replyGzip {
+		kv := []string{":status", "200", "content-type", replyType(s.subtype)}
+		if s.gzip {
+			kv = append(kv, "grpc-encoding", "gzip")
+		}
+		c.replyBlock, c.replySubtype, c.replyGzip = hpackBlock(kv...), s.subtype, s.gzip
+	}
+	return c.replyBlock
+}
+
+// replyType is the content type of a reply, as grpc-go derives it.
+func replyType(subtype string) string {
+	if subtype == "" {
+		return "application/grpc"
+	}
+	return "application/grpc+" + subtype
 }
 
 // gzipReply compresses a reply message as grpc-go's gzip compressor does
@@ -668,7 +685,7 @@ func (c *h2Conn) sendBlocked() {
 // trailers-only response; a request still uploading is then reset, as
 // grpc-go does, and its remaining DATA dropped.
 func (c *h2Conn) replyError(s *h2Stream, err error) {
-	c.writeHeaderBlock(s.id, trailersOnly(s.replyType, status.Convert(err)))
+	c.writeHeaderBlock(s.id, trailersOnly(replyType(s.subtype), status.Convert(err)))
 	if !s.ended {
 		c.fr.WriteRSTStream(s.id, http2.ErrCodeNo)
 		s.ended = true
@@ -785,9 +802,6 @@ func hpackBlock(kv ...string) []byte {
 
 // trailersOnly is the header block of an error reply, as grpc-go writes it.
 func trailersOnly(contentType string, st *status.Status) []byte {
-	if contentType == "" {
-		contentType = "application/grpc"
-	}
 	kv := []string{":status", "200", "content-type", contentType,
 		"grpc-status", strconv.Itoa(int(st.Code())), "grpc-message", encodeGRPCMessage(st.Message())}
 	if p := st.Proto(); len(p.Details) > 0 {

@@ -58,14 +58,6 @@ func (h *h2Head) kind() h2Kind {
 // grpc.Server answers an invalid one.
 func (h *h2Head) isGRPC() bool { return strings.HasPrefix(h.contentType, "application/grpc") }
 
-// replyType is the content type of the reply, as grpc-go derives it.
-func (h *h2Head) replyType() string {
-	if sub, _ := grpcSubtype(h.contentType); sub != "" {
-		return "application/grpc+" + sub
-	}
-	return "application/grpc"
-}
-
 // grpcSubtype is grpc-go's grpcutil.ContentSubtype.
 func grpcSubtype(contentType string) (string, bool) {
 	const base = "application/grpc"
