@@ -356,10 +356,11 @@ func (c *h2Conn) onFragment(frag []byte, end bool) bool {
 // open starts a request whose headers just ended.
 func (c *h2Conn) open(id uint32, endStream bool) {
 	rc := c.rc
+	kind := c.head.kind()
 	switch {
 	case c.goneAway:
 		return // after our GOAWAY: not processed, the client retries it
-	case c.head.kind() == h2Other:
+	case kind == h2Other:
 		rc.h2.handedOff.Add(1)
 		c.goAway(http2.ErrCodeNo) // grpc.Server takes it on a new connection
 		return
@@ -368,7 +369,7 @@ func (c *h2Conn) open(id uint32, endStream bool) {
 		return
 	}
 	c.lastGood = id
-	s := &h2Stream{id: id, kind: c.head.kind(), gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream}
+	s := &h2Stream{id: id, kind: kind, gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream}
 	s.subtype, _ = grpcSubtype(c.head.contentType)
 	if s.kind == h2Unknown {
 		c.replyError(s, rc.unknownMethod(c.head.path))
