@@ -73,6 +73,7 @@ type Receiver struct {
 	h2     fastConns     // gRPC connections on the fast path (h2fast.go)
 
 	memory       *memoryGuard
+	budget       *byteBudget // request bytes in flight, charged as they arrive (budget.go)
 	ready        atomic.Bool
 	shuttingDown atomic.Bool
 
@@ -104,6 +105,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		metrics: promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}),
 		native:  newConnListener(),
 		memory:  newMemoryGuard(cfg.MemoryLimit),
+		budget:  newByteBudget(cfg.MemoryLimit, cfg.MaxRequestBytes),
 		plain:   newConnListener(),
 	}
 	rc.grpc = rc.newGRPCServer()
