@@ -1,20 +1,13 @@
 package exporter
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"sync"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/gzip" // initialised first, so ours below replaces it
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
@@ -70,153 +63,6 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return m.Unmarshal(data.Materialize())
 	}
 	return fmt.Errorf("codec: cannot unmarshal into %T", v)
-}
-
-// gRPC compressors, registered process-wide under the names grpc-go uses,
-// so the receiver's gRPC server decompresses with them too. grpc-go's own
-// gzip (compress/gzip) costs several times more CPU than klauspost's, which
-// is a drop-in replacement producing standard gzip. The OpenTelemetry
-// Collector registers klauspost's zstd for gRPC the same way (through
-// github.com/mostynb/go-grpc-compression); Jaeger v2 accepts it.
-func init() {
-	encoding.RegisterCompressor(newGzipCompressor())
-	encoding.RegisterCompressor(newZstdCompressor())
-}
-
-type gzipCompressor struct {
-	writers, readers sync.Pool
-}
-
-func newGzipCompressor() *gzipCompressor {
-	c := &gzipCompressor{}
-	c.writers.New = func() any {
-		w, _ := gzip.NewWriterLevel(io.Discard, gzip.DefaultCompression)
-		return &gzipWriter{Writer: w, pool: &c.writers}
-	}
-	return c
-}
-
-func (c *gzipCompressor) Name() string { return "gzip" }
-
-func (c *gzipCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
-	z := c.writers.Get().(*gzipWriter)
-	z.Reset(w)
-	return z, nil
-}
-
-type gzipWriter struct {
-	*gzip.Writer
-	pool *sync.Pool
-}
-
-func (z *gzipWriter) Close() error {
-	defer z.pool.Put(z)
-	return z.Writer.Close()
-}
-
-// Decompress reads through a bufio.Reader: klauspost's inflate has a fast
-// path for it, while gRPC's mem.Reader costs a call per byte (measured: it
-// was 60% of the inflate time).
-func (c *gzipCompressor) Decompress(r io.Reader) (io.Reader, error) {
-	z, ok := c.readers.Get().(*gzipReader)
-	if !ok {
-		br := bufio.NewReaderSize(r, 32<<10)
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, err
-		}
-		return &gzipReader{Reader: zr, br: br, pool: &c.readers}, nil
-	}
-	z.br.Reset(r)
-	if err := z.Reset(z.br); err != nil {
-		z.br.Reset(nil)
-		c.readers.Put(z)
-		return nil, err
-	}
-	return z, nil
-}
-
-// gzipReader goes back to the pool when gRPC closes it.
-type gzipReader struct {
-	*gzip.Reader
-	br   *bufio.Reader
-	pool *sync.Pool
-}
-
-func (z *gzipReader) Close() error {
-	defer z.pool.Put(z)
-	err := z.Reader.Close()
-	z.br.Reset(nil)
-	return err
-}
-
-// zstdEncoder serves gRPC and HTTP: EncodeAll is safe for concurrent use.
-// A 512 KiB window, as the Collector's: the default 8 MiB wastes memory on
-// messages of a few MB at most.
-var zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithWindowSize(512<<10))
-
-type zstdCompressor struct {
-	decoders sync.Pool
-}
-
-func newZstdCompressor() *zstdCompressor { return &zstdCompressor{} }
-
-func (c *zstdCompressor) Name() string { return "zstd" }
-
-// Compress buffers the message and encodes it at Close: EncodeAll on a
-// shared encoder needs no per-stream state.
-func (c *zstdCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
-	return &zstdWriter{w: w}, nil
-}
-
-type zstdWriter struct {
-	w   io.Writer
-	buf []byte
-}
-
-func (z *zstdWriter) Write(p []byte) (int, error) {
-	z.buf = append(z.buf, p...)
-	return len(p), nil
-}
-
-func (z *zstdWriter) Close() error {
-	_, err := z.w.Write(zstdEncoder.EncodeAll(z.buf, nil))
-	return err
-}
-
-// Decompress streams, so gRPC's message size limit stops a decompression
-// bomb (DecodeAll would expand it whole first).
-func (c *zstdCompressor) Decompress(r io.Reader) (io.Reader, error) {
-	d, ok := c.decoders.Get().(*zstd.Decoder)
-	if !ok {
-		var err error
-		// Concurrency 1: no goroutines to leak when a pooled decoder is
-		// dropped by the GC.
-		d, err = zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
-		if err != nil {
-			return nil, err
-		}
-	} else if err := d.Reset(r); err != nil {
-		c.decoders.Put(d)
-		return nil, err
-	}
-	return &zstdReader{d: d, pool: &c.decoders}, nil
-}
-
-// zstdReader goes back to the pool when gRPC closes it.
-type zstdReader struct {
-	d    *zstd.Decoder
-	pool *sync.Pool
-}
-
-func (z *zstdReader) Read(p []byte) (int, error) { return z.d.Read(p) }
-
-func (z *zstdReader) Close() error {
-	if z.d != nil && z.d.Reset(nil) == nil {
-		z.pool.Put(z.d)
-	}
-	z.d = nil
-	return nil
 }
 
 // dial prepares a lazy client connection: nothing is connected until the

@@ -14,6 +14,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/traceport/traceport/internal/grpccompress"
 )
 
 // maxResponse bounds how much of a response body is read: an OTLP
@@ -70,7 +72,7 @@ func (e *Exporter) wire(b *batch) (mem.Buffer, error) {
 		}
 		return mem.SliceBuffer(out.Bytes()), nil
 	case "zstd":
-		return mem.SliceBuffer(zstdEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/4+64))), nil
+		return mem.SliceBuffer(grpccompress.ZstdEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/4+64))), nil
 	}
 	p := b.joined()
 	p.Ref() // the caller frees its reference like for a compressed body

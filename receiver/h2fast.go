@@ -3,7 +3,6 @@ package receiver
 import (
 	"bufio"
 	"bytes"
-	stdgzip "compress/gzip"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -660,7 +660,7 @@ func replyType(subtype string) string {
 // to gzipped requests take it: rare.
 func gzipReply(b []byte) []byte {
 	var out bytes.Buffer
-	zw := stdgzip.NewWriter(&out)
+	zw, _ := encoding.GetCompressor("gzip").Compress(&out) // the one grpc.Server replies with
 	zw.Write(b)
 	zw.Close()
 	return out.Bytes()

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -237,117 +238,27 @@ func (s *jsonScanner) v1BinaryAnnotations(st *spanState) bool {
 	})
 }
 
+// v1Side is one output span of a v1 span: its kind and the core
+// annotations that start and end it.
+type v1Side struct {
+	kind       ptrace.SpanKind
+	start, end *v1Anno
+}
+
 // v1Emit turns one parsed v1 span into one or two zSpans (see ZipkinV1JSON).
 func (d *zDecoder) v1Emit(st *spanState, haveDur bool) {
-	base := &st.z
-	if st.bad == "" {
-		switch {
-		case !st.haveTrace:
-			st.bad = "missing traceId"
-		case base.traceID.IsEmpty():
-			st.bad = "traceId is zero"
-		case !st.haveID:
-			st.bad = "missing id"
-		case base.spanID.IsEmpty():
-			st.bad = "id is zero"
+	if bad := st.v1MissingID(); bad != "" || st.bad != "" {
+		if st.bad == "" {
+			st.bad = bad
 		}
-	}
-	if st.bad != "" {
 		d.rej.Add(st.format + ": span " + strconv.Itoa(st.index) + ": " + st.bad)
 		d.arena = d.arena[:st.arenaLo]
 		return
 	}
-
-	// First core annotation of each kind.
-	var core [6]*v1Anno // cs cr sr ss ms mr
-	for i := range d.v1annos {
-		a := &d.v1annos[i]
-		k := -1
-		switch a.core {
-		case 'c':
-			k = 0
-		case 'C':
-			k = 1
-		case 's':
-			k = 2
-		case 'S':
-			k = 3
-		case 'm':
-			k = 4
-		case 'M':
-			k = 5
-		}
-		if k >= 0 && core[k] == nil {
-			core[k] = a
-		}
-	}
-	client := core[0] != nil || core[1] != nil
-	server := core[2] != nil || core[3] != nil
-
-	type side struct {
-		kind       ptrace.SpanKind
-		start, end *v1Anno
-	}
-	var sides [2]side
-	n := 1
-	switch {
-	case client && server:
-		sides[0] = side{ptrace.SpanKindClient, core[0], core[1]}
-		sides[1] = side{ptrace.SpanKindServer, core[2], core[3]}
-		n = 2
-	case client:
-		sides[0] = side{ptrace.SpanKindClient, core[0], core[1]}
-	case server:
-		sides[0] = side{ptrace.SpanKindServer, core[2], core[3]}
-	case core[4] != nil:
-		sides[0] = side{kind: ptrace.SpanKindProducer, start: core[4]}
-	case core[5] != nil:
-		sides[0] = side{kind: ptrace.SpanKindConsumer, start: core[5]}
-	}
-	// Address annotations can also tell the kind of a span without core annotations.
-	if sides[0].kind == ptrace.SpanKindUnspecified {
-		for i := range d.v1bins {
-			switch d.v1bins[i].addr {
-			case 's':
-				sides[0].kind = ptrace.SpanKindClient
-			case 'c':
-				sides[0].kind = ptrace.SpanKindServer
-			}
-		}
-	}
-
+	sides, n := d.v1Sides()
 	var out [2]zSpan
 	for k := 0; k < n; k++ {
-		z := &out[k]
-		*z = *base
-		z.kind = sides[k].kind
-		z.hasLocal = false
-		z.local = zEndpoint{}
-		if a := sides[k].start; a != nil && a.hasEp {
-			z.local, z.hasLocal = a.ep, true
-		} else if a := sides[k].end; a != nil && a.hasEp {
-			z.local, z.hasLocal = a.ep, true
-		}
-		// Timing: the span's own timestamp/duration belong to the side that
-		// started it (the client when both are present); otherwise the core
-		// annotations say.
-		if k == 1 || !z.hasTS {
-			z.hasTS, z.ts, z.dur = false, 0, 0
-			if a := sides[k].start; a != nil {
-				z.hasTS, z.ts = true, a.ts
-			}
-		}
-		if (k == 1 || !haveDur) && z.hasTS {
-			z.dur = 0
-			if a := sides[k].end; a != nil && a.ts >= z.ts {
-				z.dur = a.ts - z.ts
-			}
-		}
-		if k == 1 {
-			z.shared = true
-			z.parentID = base.spanID
-			z.applySharedRule()
-		}
+		out[k] = d.v1Timed(&st.z, sides[k], k, haveDur)
 	}
 	// Without core annotations, time comes from the other annotations.
 	if n == 1 && !out[0].hasTS && len(d.v1annos) > 0 {
@@ -360,70 +271,169 @@ func (d *zDecoder) v1Emit(st *spanState, haveDur bool) {
 			out[0].dur = hi - lo
 		}
 	}
-
-	// which side an endpoint-carrying annotation belongs to
-	sideOf := func(ep *zEndpoint, has bool) int {
-		if n == 2 && has && ep.hasService && out[1].hasLocal &&
-			string(d.bytesOf(ep.service)) == string(d.bytesOf(out[1].local.service)) {
-			return 1
-		}
-		return 0
-	}
 	for k := 0; k < n; k++ {
 		z := &out[k]
-		z.tagLo, z.annoLo = len(d.tags), len(d.annos)
-		for i := range d.v1annos {
-			a := &d.v1annos[i]
-			if a.core == 0 && sideOf(&a.ep, a.hasEp) == k {
-				d.annos = append(d.annos, zAnno{a.ts, a.val})
-			}
-		}
-		var fallback, lc strRef
-		for i := range d.v1bins {
-			b := &d.v1bins[i]
-			switch b.addr {
-			case 's':
-				if z.kind == ptrace.SpanKindClient {
-					z.remote, z.hasRemote = b.ep, true
-				}
-				continue
-			case 'c':
-				if z.kind == ptrace.SpanKindServer {
-					z.remote, z.hasRemote = b.ep, true
-				}
-				continue
-			case 'm':
-				if z.kind == ptrace.SpanKindProducer || z.kind == ptrace.SpanKindConsumer {
-					z.remote, z.hasRemote = b.ep, true
-				}
-				continue
-			}
-			if sideOf(&b.ep, b.hasEp) != k {
-				continue
-			}
-			if b.hasEp && b.ep.hasService && b.ep.service.n > 0 && fallback.n == 0 {
-				fallback = b.ep.service
-			}
-			key := b.key
-			if string(d.bytesOf(key)) == v1LocalComponent {
-				lc = b.val
-				key = d.addValid([]byte(v1LocalComponentRename))
-			}
-			d.addTag(z, d.bytesOf(key), key, b.val)
-		}
-		if !z.local.hasService || z.local.service.n == 0 {
-			if fallback.n == 0 {
-				fallback = lc
-			}
-			if fallback.n > 0 {
-				z.local.service, z.local.hasService = fallback, true
-			}
-		}
-		z.tagHi, z.annoHi = len(d.tags), len(d.annos)
+		d.v1Attach(z, out[:n], k)
 		if bad := z.checkTimes(); bad != "" {
 			d.rej.Add(st.format + ": span " + strconv.Itoa(st.index) + ": " + bad)
 			continue
 		}
 		d.spans = append(d.spans, *z)
 	}
+}
+
+// v1MissingID says what makes the span's ids unusable, or "".
+func (st *spanState) v1MissingID() string {
+	switch {
+	case !st.haveTrace:
+		return "missing traceId"
+	case st.z.traceID.IsEmpty():
+		return "traceId is zero"
+	case !st.haveID:
+		return "missing id"
+	case st.z.spanID.IsEmpty():
+		return "id is zero"
+	}
+	return ""
+}
+
+// v1Sides reads the kind of each output span off the first core annotation
+// of each kind: client and server annotations together make two spans.
+func (d *zDecoder) v1Sides() (sides [2]v1Side, n int) {
+	var core [6]*v1Anno // cs cr sr ss ms mr
+	for i := range d.v1annos {
+		a := &d.v1annos[i]
+		if k := strings.IndexByte("cCsSmM", a.core); a.core != 0 && k >= 0 && core[k] == nil {
+			core[k] = a
+		}
+	}
+	client := core[0] != nil || core[1] != nil
+	server := core[2] != nil || core[3] != nil
+	n = 1
+	switch {
+	case client && server:
+		sides[0] = v1Side{ptrace.SpanKindClient, core[0], core[1]}
+		sides[1] = v1Side{ptrace.SpanKindServer, core[2], core[3]}
+		n = 2
+	case client:
+		sides[0] = v1Side{ptrace.SpanKindClient, core[0], core[1]}
+	case server:
+		sides[0] = v1Side{ptrace.SpanKindServer, core[2], core[3]}
+	case core[4] != nil:
+		sides[0] = v1Side{kind: ptrace.SpanKindProducer, start: core[4]}
+	case core[5] != nil:
+		sides[0] = v1Side{kind: ptrace.SpanKindConsumer, start: core[5]}
+	}
+	// Address annotations can also tell the kind of a span without core annotations.
+	if sides[0].kind == ptrace.SpanKindUnspecified {
+		for i := range d.v1bins {
+			switch d.v1bins[i].addr {
+			case 's':
+				sides[0].kind = ptrace.SpanKindClient
+			case 'c':
+				sides[0].kind = ptrace.SpanKindServer
+			}
+		}
+	}
+	return sides, n
+}
+
+// v1Timed is side k of base: its kind, local endpoint and timing. The span's
+// own timestamp/duration belong to the side that started it (the client
+// when both are present); otherwise the core annotations say.
+func (d *zDecoder) v1Timed(base *zSpan, sd v1Side, k int, haveDur bool) zSpan {
+	z := *base
+	z.kind = sd.kind
+	z.hasLocal = false
+	z.local = zEndpoint{}
+	if a := sd.start; a != nil && a.hasEp {
+		z.local, z.hasLocal = a.ep, true
+	} else if a := sd.end; a != nil && a.hasEp {
+		z.local, z.hasLocal = a.ep, true
+	}
+	if k == 1 || !z.hasTS {
+		z.hasTS, z.ts, z.dur = false, 0, 0
+		if a := sd.start; a != nil {
+			z.hasTS, z.ts = true, a.ts
+		}
+	}
+	if (k == 1 || !haveDur) && z.hasTS {
+		z.dur = 0
+		if a := sd.end; a != nil && a.ts >= z.ts {
+			z.dur = a.ts - z.ts
+		}
+	}
+	if k == 1 {
+		z.shared = true
+		z.parentID = base.spanID
+		z.applySharedRule()
+	}
+	return z
+}
+
+// v1SideOf says which output span an endpoint-carrying annotation belongs
+// to: the server side when its service is the server's, else the first.
+func (d *zDecoder) v1SideOf(out []zSpan, ep *zEndpoint, has bool) int {
+	if len(out) == 2 && has && ep.hasService && out[1].hasLocal &&
+		string(d.bytesOf(ep.service)) == string(d.bytesOf(out[1].local.service)) {
+		return 1
+	}
+	return 0
+}
+
+// v1Attach gives output span k its annotations, tags and remote endpoint,
+// and a service from the binary annotations when no core annotation named
+// one.
+func (d *zDecoder) v1Attach(z *zSpan, out []zSpan, k int) {
+	z.tagLo, z.annoLo = len(d.tags), len(d.annos)
+	for i := range d.v1annos {
+		a := &d.v1annos[i]
+		if a.core == 0 && d.v1SideOf(out, &a.ep, a.hasEp) == k {
+			d.annos = append(d.annos, zAnno{a.ts, a.val})
+		}
+	}
+	var fallback, lc strRef
+	for i := range d.v1bins {
+		b := &d.v1bins[i]
+		if b.addr != 0 {
+			if remoteOf(b.addr) == z.kind || (b.addr == 'm' && z.kind == ptrace.SpanKindConsumer) {
+				z.remote, z.hasRemote = b.ep, true
+			}
+			continue
+		}
+		if d.v1SideOf(out, &b.ep, b.hasEp) != k {
+			continue
+		}
+		if b.hasEp && b.ep.hasService && b.ep.service.n > 0 && fallback.n == 0 {
+			fallback = b.ep.service
+		}
+		key := b.key
+		if string(d.bytesOf(key)) == v1LocalComponent {
+			lc = b.val
+			key = d.addValid([]byte(v1LocalComponentRename))
+		}
+		d.addTag(z, d.bytesOf(key), key, b.val)
+	}
+	if !z.local.hasService || z.local.service.n == 0 {
+		if fallback.n == 0 {
+			fallback = lc
+		}
+		if fallback.n > 0 {
+			z.local.service, z.local.hasService = fallback, true
+		}
+	}
+	z.tagHi, z.annoHi = len(d.tags), len(d.annos)
+}
+
+// remoteOf is the span kind whose remote endpoint an address annotation
+// gives: "sa" (server address) a CLIENT's, "ca" a SERVER's, "ma" a
+// PRODUCER's (or a CONSUMER's).
+func remoteOf(addr byte) ptrace.SpanKind {
+	switch addr {
+	case 's':
+		return ptrace.SpanKindClient
+	case 'c':
+		return ptrace.SpanKindServer
+	}
+	return ptrace.SpanKindProducer
 }

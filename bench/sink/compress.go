@@ -7,13 +7,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-	"google.golang.org/grpc/encoding"
 )
-
-// The OpenTelemetry Collector's exporters (Jaeger v2's among them) may send
-// zstd, which grpc-go does not bring; registered here under the name they
-// use.
-func init() { encoding.RegisterCompressor(zstdCompressor{}) }
 
 var zstdDecoders = sync.Pool{New: func() any {
 	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxRequestBytes))
@@ -23,15 +17,9 @@ var zstdDecoders = sync.Pool{New: func() any {
 	return d
 }}
 
-type zstdCompressor struct{}
-
-func (zstdCompressor) Name() string { return "zstd" }
-
-func (zstdCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
-	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
-}
-
-func (zstdCompressor) Decompress(r io.Reader) (io.Reader, error) {
+// unzstd decodes an HTTP body with a pooled decoder. gRPC's zstd is
+// grpccompress's, registered by the program that runs the sink.
+func unzstd(r io.Reader) (io.Reader, error) {
 	d := zstdDecoders.Get().(*zstd.Decoder)
 	if err := d.Reset(r); err != nil {
 		zstdDecoders.Put(d)
@@ -64,7 +52,7 @@ func decompressed(r io.Reader, encoding string) (io.Reader, error) {
 	case "gzip":
 		return gzip.NewReader(r)
 	case "zstd":
-		return zstdCompressor{}.Decompress(r)
+		return unzstd(r)
 	}
 	return nil, fmt.Errorf("content encoding %q: this sink takes gzip, zstd or none", encoding)
 }

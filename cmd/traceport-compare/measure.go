@@ -23,7 +23,7 @@ type workload struct {
 
 func (w workload) key() string { return fmt.Sprintf("%s/%d", w.protocol, w.spans) }
 
-// workloads are the rows of issue 4, in its order.
+// workloads are the rows of the side-by-side comparison, with their bars.
 var workloads = []workload{
 	{bench.ZipkinJSON, 100, 10},
 	{bench.ZipkinJSON, 10, 10},
@@ -274,7 +274,7 @@ func (m measurement) summary() string {
 	return s
 }
 
-// judge sets the ratios and the verdict against issue 4's bars, which apply
+// judge sets the ratios and the verdict against the rows' bars, which apply
 // with the downstream compression off: spans per CPU-second ≥ bar × Jaeger's,
 // peak RSS under the same load (half of Jaeger's maximum) ≤ 0.5 × Jaeger's,
 // p99 at that load below Jaeger's.

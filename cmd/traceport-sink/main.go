@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/traceport/traceport/bench/sink"
+	"github.com/traceport/traceport/internal/grpccompress"
 )
 
 func main() {
+	grpccompress.Register()
 	listen := flag.String("listen", "127.0.0.1:14317", "address for OTLP/gRPC, OTLP/HTTP (POST /v1/traces) and GET /count")
 	flag.Parse()
 	if err := run(*listen); err != nil {

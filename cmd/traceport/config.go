@@ -70,7 +70,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	PprofListen     string
 
-	Diagnose diagnoseConfig // issue 7: --silence-after, --orphan-grace, --health-window (pages.go)
+	Diagnose diagnoseConfig // --silence-after, --orphan-grace, --health-window (pages.go)
 
 	LogLevel  string
 	LogFormat string
@@ -89,7 +89,7 @@ func defaultConfig() Config {
 		ReadTimeout:          time.Minute,
 		MaxConnections:       4096,
 		MaxStreams:           100,
-		MemoryLimit:          byteSize(receiver.MemoryLimitFromCgroup()),
+		MemoryLimit:          byteSize(memoryLimitFromCgroup()),
 		IdleTimeout:          2 * time.Minute,
 		JaegerProtocol:       exp.Protocol,
 		JaegerCompression:    exp.Compression,
@@ -161,7 +161,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
-	c.Diagnose.register(fs) // issue 7
+	c.Diagnose.register(fs)
 	return fs
 }
 
@@ -314,7 +314,7 @@ func (c *Config) check() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format %q: want text or json", c.LogFormat)
 	}
-	for _, msg := range c.Diagnose.check() { // issue 7
+	for _, msg := range c.Diagnose.check() {
 		bad("%s", msg)
 	}
 	exp := c.exporterConfig(nil)

@@ -23,17 +23,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/traceport/traceport/exporter"
+	"github.com/traceport/traceport/internal/grpccompress"
 	"github.com/traceport/traceport/receiver"
 	"github.com/traceport/traceport/topology"
 )
 
 func main() {
+	grpccompress.Register()
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
 // run is main without the process: it returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "doctor" { // issue 7: doctor.go
+	if len(args) > 0 && args[0] == "doctor" { // doctor.go
 		return runDoctor(args[1:], stdout, stderr)
 	}
 	cfg, err := loadConfig(args, getenv, stderr)
@@ -52,7 +54,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 0
 	}
 	log := newLogger(cfg, stderr)
-	receiver.SetGoMemoryLimit(int64(cfg.MemoryLimit))
+	setGoMemoryLimit(int64(cfg.MemoryLimit))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, log); err != nil {
@@ -84,13 +86,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	exp.Start()
 	rcfg := cfg.receiverConfig(serverTLS)
 	rcfg.Accounts = exp.Accounts()
-	// --- issue 7: trace health, GET /, /api/sources, /api/dependencies (topology/, pages.go) ---
+	// Diagnosis: trace health, GET /, /api/sources, /api/dependencies.
 	topo := topology.New(topology.Config{Grace: cfg.Diagnose.OrphanGrace, Window: cfg.Diagnose.HealthWindow, MaxNames: cfg.MaxServices, SampleRatio: cfg.Diagnose.HealthSampleRatio}, reg)
 	pg := newPages(topo, cfg.Diagnose.SilenceAfter)
 	rcfg.Observer, rcfg.Pages = topo, pg
-	// --- end issue 7 ---
 	rc := receiver.New(rcfg, exp, reg, reg, log)
-	pg.attach(rc) // issue 7
+	pg.attach(rc)
 
 	var listeners []net.Listener
 	for _, addr := range append([]string{cfg.Listen}, cfg.AlsoListen...) {

@@ -1,8 +1,9 @@
-package exporter
+package grpccompress
 
 import (
 	"bytes"
 	stdgzip "compress/gzip"
+	"fmt"
 	"io"
 	"testing"
 
@@ -10,9 +11,23 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// Our compressors replace grpc-go's under the same names, for the client
-// and the receiver's server alike, and interoperate with standard gzip.
-func TestCompressorsRegistered(t *testing.T) {
+// request stands for an OTLP batch: repetitive text and ids, as spans are.
+func request(tb testing.TB, spans int) []byte {
+	tb.Helper()
+	var b bytes.Buffer
+	for i := range spans {
+		fmt.Fprintf(&b, "span-%08x http.method=GET http.url=/api/v1/items/%d service.name=cart.shop peer.service=checkout;", i*2654435761, i%17)
+	}
+	return b.Bytes()
+}
+
+// Register replaces grpc-go's compressors under the same names, for the
+// client and the server alike, and ours interoperate with standard gzip.
+func TestRegister(t *testing.T) {
+	if _, ok := encoding.GetCompressor("zstd").(*zstdCompressor); ok {
+		t.Fatal("zstd is registered before Register: some package registers at init")
+	}
+	Register()
 	if _, ok := encoding.GetCompressor("gzip").(*gzipCompressor); !ok {
 		t.Fatalf("gzip compressor is %T, want *gzipCompressor", encoding.GetCompressor("gzip"))
 	}
