@@ -15,6 +15,7 @@ run: build
 # the end-to-end suite against a real Jaeger (built on first use), deploy/ validation.
 test: vet
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -run 'Latency' ./receiver/ # timing tests skip under -race: its cost would swamp them
 	cd deploy && $(GO) test -count=1 -timeout 30m ./...
 
 vet:

@@ -56,7 +56,7 @@ func BenchmarkPushExport(b *testing.B) {
 				for ok, _ := e.Admit(true); !ok; ok, _ = e.Admit(true) {
 					time.Sleep(50 * time.Microsecond)
 				}
-				if err := e.Push(data, 100, true); err != nil {
+				if err := e.Push(data, 100, true, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

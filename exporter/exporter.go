@@ -216,83 +216,106 @@ func door(used, capacity int64, retrying bool) (ok bool, retryAfter time.Duratio
 // than to have resent; the headroom for non-retrying clients is kept at
 // Admit. A refused push is counted as dropped before Push returns.
 //
+// Push calls accounted (when not nil) exactly once, as soon as the spans
+// are in the accounts (queued, exported or dropped) and before any wait:
+// the receiver holds its count of received spans still until then, so that
+// a scrape sees both sides of the accounting identity, and no longer.
+//
 // With a persistent queue, Push returns once the push is in the log and,
 // with the always fsync policy, on disk: the caller acknowledges the
-// client after Push, so an acknowledged span survives a crash. The push
-// counts as pushed and queued only then, in one step.
-func (e *Exporter) Push(data []byte, spans int, retrying bool) error {
-	return e.push(data, nil, spans, retrying)
+// client after Push, so an acknowledged span survives a crash. While it is
+// being written the push counts as queued (reserved); a failed write moves
+// it to dropped.
+func (e *Exporter) Push(data []byte, spans int, retrying bool, accounted func()) error {
+	return e.push(data, nil, spans, accounted)
 }
 
 // PushBuffer is Push for a request held in a reference-counted buffer
 // (from bufpool.Shared): the exporter takes the caller's reference and
 // frees it when it is done with the bytes, so the buffer is reused.
-func (e *Exporter) PushBuffer(buf mem.Buffer, spans int, retrying bool) error {
-	return e.push(buf.ReadOnlyData(), buf, spans, retrying)
+func (e *Exporter) PushBuffer(buf mem.Buffer, spans int, retrying bool, accounted func()) error {
+	return e.push(buf.ReadOnlyData(), buf, spans, accounted)
 }
 
-func (e *Exporter) push(data []byte, buf mem.Buffer, spans int, retrying bool) (err error) {
-	kept := false
-	defer func() {
-		if buf != nil && !kept {
-			buf.Free()
-		}
-	}()
+func (e *Exporter) push(data []byte, buf mem.Buffer, spans int, accounted func()) error {
+	if accounted == nil {
+		accounted = func() {}
+	}
 	if spans <= 0 {
+		accounted()
+		release(buf)
 		return nil
 	}
 	e.mu.Lock()
+	e.pushed += int64(spans)
+	var refused error
 	switch {
 	case e.closing:
-		e.pushed += int64(spans)
 		e.dropped[dropShutdown] += int64(spans)
-		e.mu.Unlock()
-		return ErrShuttingDown
+		refused = ErrShuttingDown
 	case e.send == nil: // no downstream
-		e.pushed += int64(spans)
 		e.exported += int64(spans)
-		e.mu.Unlock()
-		return nil
 	case e.q.spans+e.reserved >= e.cfg.QueueSpans:
-		e.pushed += int64(spans)
 		e.dropped[dropQueueFull] += int64(spans)
-		e.mu.Unlock()
-		return ErrQueueFull
+		refused = ErrQueueFull
+	case e.wal == nil:
+		e.enqueueLocked(item{data: data, buf: buf, spans: spans, at: time.Now()})
+		accounted()
+		return nil
+	default:
+		e.reserved += spans // queued while written; concurrent pushes must not all pass the check above
 	}
-	var ref walRef
-	if e.wal != nil {
-		e.reserved += spans // concurrent pushes must not all pass the check above
-		e.mu.Unlock()
-		var err error
-		ref, err = e.wal.append(data, spans)
-		e.mu.Lock()
-		e.reserved -= spans
-		if err != nil {
-			e.pushed += int64(spans)
-			r, perr := dropQueueFull, ErrQueueFull
-			if errors.Is(err, errWALClosed) {
-				r, perr = dropShutdown, ErrShuttingDown
-			}
-			e.dropped[r] += int64(spans)
-			e.mu.Unlock()
-			if r == dropQueueFull && !errors.Is(err, errWALFull) {
-				e.log.Warn("push refused: queue dir", "err", err)
-			}
-			return perr
+	e.mu.Unlock()
+	accounted()
+	if refused != nil || e.send == nil {
+		release(buf)
+		return refused
+	}
+	return e.pushLogged(data, buf, spans)
+}
+
+// pushLogged writes a reserved push to the persistent queue's log (waiting
+// for its fsync), then queues it.
+func (e *Exporter) pushLogged(data []byte, buf mem.Buffer, spans int) error {
+	ref, err := e.wal.append(data, spans)
+	e.mu.Lock()
+	e.reserved -= spans
+	if err != nil {
+		r, perr := dropQueueFull, ErrQueueFull
+		if errors.Is(err, errWALClosed) {
+			r, perr = dropShutdown, ErrShuttingDown
 		}
-		// Even if Shutdown began meanwhile, the push is on disk: it stays
-		// queued, for this process to flush or the next to replay.
+		e.dropped[r] += int64(spans)
+		e.mu.Unlock()
+		release(buf)
+		if r == dropQueueFull && !errors.Is(err, errWALFull) {
+			e.log.Warn("push refused: queue dir", "err", err)
+		}
+		return perr
 	}
-	e.pushed += int64(spans)
+	// Even if Shutdown began meanwhile, the push is on disk: it stays
+	// queued, for this process to flush or the next to replay.
+	e.enqueueLocked(item{data: data, buf: buf, spans: spans, at: time.Now(), ref: ref})
+	return nil
+}
+
+// enqueueLocked queues an accounted push, unlocks e.mu and wakes a sender
+// when a batch may be ready.
+func (e *Exporter) enqueueLocked(it item) {
 	wasEmpty := e.q.len() == 0
-	e.q.push(item{data: data, buf: buf, spans: spans, at: time.Now(), ref: ref})
-	kept = true
+	e.q.push(it)
 	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
 	e.mu.Unlock()
 	if wasEmpty || full { // a new deadline, or a batch ready now
 		e.wake()
 	}
-	return nil
+}
+
+// release frees a pooled request buffer the queue did not keep; nil is none.
+func release(buf mem.Buffer) {
+	if buf != nil {
+		buf.Free()
+	}
 }
 
 func (e *Exporter) wake() {
@@ -396,7 +419,7 @@ func (e *Exporter) Stats() Stats {
 		Replayed: e.replayed,
 		Exported: e.exported,
 		Dropped:  make(map[string]int64, numReasons),
-		Queued:   int64(e.q.spans),
+		Queued:   int64(e.q.spans + e.reserved), // being written to the log counts as queued
 		Inflight: e.inflight,
 		Retries:  e.retries.Load(),
 	}

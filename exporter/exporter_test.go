@@ -21,7 +21,7 @@ func pushN(tb testing.TB, e *Exporter, n, spans int) {
 	tb.Helper()
 	data := request(tb, spans)
 	for range n {
-		if err := e.Push(data, spans, true); err != nil {
+		if err := e.Push(data, spans, true, nil); err != nil {
 			tb.Fatalf("push: %v", err)
 		}
 	}
@@ -82,7 +82,7 @@ func TestBatching(t *testing.T) {
 		data  []byte
 		spans int
 	}{{small, 100}, {small, 100}, {small, 100}, {big, 300}, {small, 100}} {
-		if err := e.Push(p.data, p.spans, true); err != nil {
+		if err := e.Push(p.data, p.spans, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -291,17 +291,17 @@ func TestQueueFull(t *testing.T) {
 	}
 	for i := range 9 {
 		admit(true, true)
-		if err := e.Push(data, 100, true); err != nil {
+		if err := e.Push(data, 100, true, nil); err != nil {
 			t.Fatalf("push %d: %v", i, err)
 		}
 	}
 	admit(true, false) // 900 queued: the last 10% is for clients that never retry
 	admit(false, true)
-	if err := e.Push(data, 100, false); err != nil {
+	if err := e.Push(data, 100, false, nil); err != nil {
 		t.Fatalf("push into the headroom: %v", err)
 	}
 	admit(false, false)
-	if err := e.Push(data, 100, true); !errors.Is(err, ErrQueueFull) {
+	if err := e.Push(data, 100, true, nil); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("push beyond capacity: %v, want ErrQueueFull", err)
 	}
 	s := checkIdentity(t, e, reg)
@@ -335,7 +335,7 @@ func TestAdmitRetryAfterGrows(t *testing.T) {
 			}
 			last = after
 		}
-		e.Push(data, 10, false)
+		e.Push(data, 10, false, nil)
 	}
 	if ok, after := e.Admit(true); ok || after != 5*time.Second {
 		t.Errorf("at capacity: Admit = %v, %v; want false, 5s", ok, after)
@@ -361,7 +361,7 @@ func TestShutdownFlushes(t *testing.T) {
 			if be.received() != 500 {
 				t.Errorf("backend got %d spans, want 500", be.received())
 			}
-			if err := e.Push(request(t, 10), 10, true); !errors.Is(err, ErrShuttingDown) {
+			if err := e.Push(request(t, 10), 10, true, nil); !errors.Is(err, ErrShuttingDown) {
 				t.Errorf("push after shutdown: %v, want ErrShuttingDown", err)
 			}
 			if ok, _ := e.Admit(false); ok {
@@ -498,7 +498,7 @@ func TestIdentityUnderLoad(t *testing.T) {
 					}
 					time.Sleep(200 * time.Microsecond)
 				}
-				if err := e.Push(data, 50, retrying); err != nil {
+				if err := e.Push(data, 50, retrying, nil); err != nil {
 					refused.Add(1)
 				}
 			}

@@ -94,7 +94,7 @@ func TestJaegerGRPC(t *testing.T) {
 			fc, addr := newFakeCollector(t, tc.script)
 			cfg := testConfig(addr, ProtocolJaegerGRPC)
 			e, reg := start(t, cfg)
-			if err := e.Push(data, 50, true); err != nil {
+			if err := e.Push(data, 50, true, nil); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, 5*time.Second, "settled", func() bool { return settled(e)() })
@@ -128,7 +128,7 @@ func TestJaegerGRPC(t *testing.T) {
 func TestJaegerGRPCUndecodable(t *testing.T) {
 	fc, addr := newFakeCollector(t, nil)
 	e, reg := start(t, testConfig(addr, ProtocolJaegerGRPC))
-	if err := e.Push([]byte{0x0a, 0xff, 0xff}, 5, true); err != nil {
+	if err := e.Push([]byte{0x0a, 0xff, 0xff}, 5, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "settled", settled(e))
@@ -156,7 +156,7 @@ func TestJaegerGRPCMergesProcesses(t *testing.T) {
 		service string
 		spans   int
 	}{{"cart", 10}, {"pay", 5}, {"cart", 10}} {
-		if err := e.Push(requestFor(t, p.service, p.spans), p.spans, true); err != nil {
+		if err := e.Push(requestFor(t, p.service, p.spans), p.spans, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -60,7 +60,7 @@ func TestPushBufferFreesAfterExport(t *testing.T) {
 			for range pushes {
 				p := pool.Get(len(data))
 				copy(*p, data)
-				if err := e.PushBuffer(mem.NewBuffer(p, pool), 10, true); err != nil {
+				if err := e.PushBuffer(mem.NewBuffer(p, pool), 10, true, nil); err != nil {
 					t.Fatalf("push: %v", err)
 				}
 			}
@@ -92,7 +92,7 @@ func TestPushBufferRefusedIsFreed(t *testing.T) {
 	for range 3 {
 		p := pool.Get(len(data))
 		copy(*p, data)
-		if err := e.PushBuffer(mem.NewBuffer(p, pool), 10, true); err != nil {
+		if err := e.PushBuffer(mem.NewBuffer(p, pool), 10, true, nil); err != nil {
 			refused++
 		}
 	}

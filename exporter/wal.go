@@ -115,6 +115,7 @@ type wal struct {
 	synced   uint64 // records of written known to be on disk
 	syncing  bool
 	syncs    int64 // fsyncs of records, for tests and benchmarks
+	fsync    func(*os.File) error // (*os.File).Sync; tests slow it down
 	err      error // sticky: after a failed write or fsync nothing is trusted
 	closed   bool
 	buf      []byte
@@ -148,6 +149,7 @@ func openWAL(dir string, maxBytes int64, policy string, interval time.Duration, 
 		log:      log,
 		lock:     lock,
 		nextSeq:  1,
+		fsync:    (*os.File).Sync,
 	}
 	w.cond = sync.NewCond(&w.mu)
 	recs, err := w.replay()
@@ -496,7 +498,7 @@ func (w *wal) sync() {
 	w.syncs++
 	target, f := w.written, w.active().f
 	w.mu.Unlock()
-	err := f.Sync()
+	err := w.fsync(f)
 	w.mu.Lock()
 	w.syncing = false
 	if err != nil {

@@ -422,7 +422,7 @@ func TestPersistentQueueFull(t *testing.T) {
 	data := request(t, 100)
 	pushed, refused := 0, 0
 	for ok, _ := e.Admit(false); ok && refused == 0; ok, _ = e.Admit(false) {
-		if err := e.Push(data, 100, false); err != nil {
+		if err := e.Push(data, 100, false, nil); err != nil {
 			refused++ // the door lets in while under the limit; the push may not fit
 			continue
 		}
@@ -432,7 +432,7 @@ func TestPersistentQueueFull(t *testing.T) {
 		t.Errorf("Admit at a full disk = %v, %v", ok, after)
 	}
 	for range 3 {
-		if err := e.Push(data, 100, false); errors.Is(err, ErrQueueFull) {
+		if err := e.Push(data, 100, false, nil); errors.Is(err, ErrQueueFull) {
 			refused++
 		}
 	}
@@ -445,4 +445,52 @@ func TestPersistentQueueFull(t *testing.T) {
 		t.Errorf("disk gauges: %v", m)
 	}
 	t.Logf("%d requests of %d bytes in a 1 MiB queue dir", pushed, len(data))
+}
+
+// Push accounts a push (pushed, and queued while it is written) and calls
+// accounted before it waits for the fsync, so the receiver never holds its
+// books across that wait: a scrape never waits for a slow disk, nor makes
+// intake wait behind it.
+func TestPushAccountsBeforeFsync(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	cfg := testConfig("127.0.0.1:9", ProtocolOTLPGRPC)
+	cfg.QueueDir = t.TempDir()
+	e, err := New(cfg, reg, nil) // not started: nothing leaves
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.MustRegister(e.Accounts())
+	defer e.Shutdown(context.Background())
+	inFsync, release := make(chan struct{}, 1), make(chan struct{})
+	e.wal.mu.Lock()
+	e.wal.fsync = func(f *os.File) error {
+		inFsync <- struct{}{}
+		<-release
+		return f.Sync()
+	}
+	e.wal.mu.Unlock()
+
+	atAccounted := make(chan Stats, 1)
+	pushed := make(chan error, 1)
+	go func() {
+		pushed <- e.Push(request(t, 10), 10, true, func() { atAccounted <- e.Stats() })
+	}()
+	s := <-atAccounted
+	if s.Pushed != 10 || s.Queued != 10 || s.Unaccounted() != 0 {
+		t.Fatalf("at accounted: %+v, want 10 pushed and queued", s)
+	}
+	<-inFsync // the push is waiting for its fsync now, accounted already
+	select {
+	case err := <-pushed:
+		t.Fatalf("Push returned %v before its fsync", err)
+	default:
+	}
+	checkIdentity(t, e, reg) // a scrape during the fsync sees every span
+	close(release)
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+	if s := checkIdentity(t, e, reg); s.Queued != 10 {
+		t.Errorf("after the fsync: %+v", s)
+	}
 }

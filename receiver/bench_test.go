@@ -23,8 +23,11 @@ import (
 // discardSink takes everything: the benchmarks measure the receiver alone.
 type discardSink struct{}
 
-func (discardSink) Admit(bool) (bool, time.Duration)          { return true, 0 }
-func (discardSink) Push(data []byte, spans int, _ bool) error { return nil }
+func (discardSink) Admit(bool) (bool, time.Duration) { return true, 0 }
+func (discardSink) Push(data []byte, spans int, _ bool, accounted func()) error {
+	accounted()
+	return nil
+}
 
 func benchHandler(b *testing.B, path, contentType string, body []byte, spans int) {
 	reg := prometheus.NewRegistry()

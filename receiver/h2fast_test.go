@@ -1294,8 +1294,9 @@ func TestH2FastShutdownDeadline(t *testing.T) {
 type countingSink struct{ spans atomic.Int64 }
 
 func (*countingSink) Admit(bool) (bool, time.Duration) { return true, time.Second }
-func (s *countingSink) Push(_ []byte, spans int, _ bool) error {
+func (s *countingSink) Push(_ []byte, spans int, _ bool, accounted func()) error {
 	s.spans.Add(int64(spans))
+	accounted()
 	return nil
 }
 

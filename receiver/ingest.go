@@ -32,15 +32,17 @@ func (rc *Receiver) ingestOwned(protocol, encoding, client string, data []byte, 
 	if rc.cfg.Observer != nil {
 		rc.cfg.Observer.Observe(protocol, data)
 	}
+	// Counted as received and in the sink's accounts in one step as far
+	// as a scrape can tell (sources.books), but no wait of the sink's is
+	// inside that step: it ends when the sink calls accounted.
 	rc.sources.books.RLock()
 	rc.sources.add(protocol, encoding, counts)
 	var err error
 	if bs, ok := rc.sink.(BufferSink); ok && owned != nil {
-		err = bs.PushBuffer(owned, spans, retrying)
+		err = bs.PushBuffer(owned, spans, retrying, rc.sources.accounted)
 	} else {
-		err = rc.sink.Push(data, spans, retrying)
+		err = rc.sink.Push(data, spans, retrying, rc.sources.accounted)
 	}
-	rc.sources.books.RUnlock()
 	rc.sources.noteClient(protocol, encoding, counts, client)
 	if err != nil {
 		// The sink has counted these spans as dropped; tell the client to back off.

@@ -49,7 +49,8 @@ func (s *recordingSink) Admit(bool) (bool, time.Duration) {
 	return !s.full, 3 * time.Second
 }
 
-func (s *recordingSink) Push(data []byte, spans int, _ bool) error {
+func (s *recordingSink) Push(data []byte, spans int, _ bool, accounted func()) error {
+	defer accounted()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.full || s.pushFails {

@@ -18,8 +18,11 @@ type Sink interface {
 	// Push hands over one request's spans as a serialized OTLP
 	// ExportTraceServiceRequest. The sink owns data from then on. An error
 	// means the spans were not taken (and the sink has counted them as
-	// dropped); the client is told to retry.
-	Push(data []byte, spans int, retrying bool) error
+	// dropped); the client is told to retry. Push calls accounted exactly
+	// once, as soon as the spans are in the sink's accounts and before any
+	// wait (a persistent queue's fsync): until then the receiver keeps
+	// scrapes from seeing the spans received but not accounted.
+	Push(data []byte, spans int, retrying bool, accounted func()) error
 }
 
 // BufferSink is a Sink that also takes a request in a pooled,
@@ -27,5 +30,5 @@ type Sink interface {
 // the bytes, so the buffer is reused instead of collected. exporter.Exporter
 // implements it; the OTLP/gRPC path uses it.
 type BufferSink interface {
-	PushBuffer(buf mem.Buffer, spans int, retrying bool) error
+	PushBuffer(buf mem.Buffer, spans int, retrying bool, accounted func()) error
 }

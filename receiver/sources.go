@@ -56,13 +56,16 @@ type sources struct {
 
 	receivedDesc, lastDesc *prometheus.Desc
 
-	// books makes "count as received, then push" one step as far as a
-	// scrape can tell: ingest holds it for reading around both, Collect
-	// holds it for writing while it reads received spans and the sink's
-	// accounts, so every scrape satisfies received = exported + dropped +
-	// queued + in flight.
-	books    sync.RWMutex
-	accounts prometheus.Collector // the sink's span accounts, may be nil
+	// books makes "count as received, then account in the sink" one step
+	// as far as a scrape can tell: ingest holds it for reading from the
+	// count until the sink calls accounted (before the sink waits for
+	// anything), Collect holds it for writing while it reads received spans
+	// and the sink's accounts, so every scrape satisfies received =
+	// exported + dropped + queued + in flight, and a scrape never waits
+	// for a slow fsync nor makes intake wait for one.
+	books     sync.RWMutex
+	accounted func()               // books.RUnlock, made once (a method value per request would allocate)
+	accounts  prometheus.Collector // the sink's span accounts, may be nil
 }
 
 func newSources(maxServices int, accounts prometheus.Collector, reg prometheus.Registerer) *sources {
@@ -97,6 +100,7 @@ func newSources(maxServices int, accounts prometheus.Collector, reg prometheus.R
 			s.rejectedSpans.WithLabelValues(p, string(r))
 		}
 	}
+	s.accounted = s.books.RUnlock
 	reg.MustRegister(s, s.overflow, s.rejectedRequests, s.rejectedSpans)
 	return s
 }
@@ -191,20 +195,30 @@ func (s *sources) Describe(ch chan<- *prometheus.Desc) {
 func (s *sources) Collect(ch chan<- prometheus.Metric) {
 	type pk struct{ protocol, service string }
 	last := make(map[pk]int64)
+	// Read both sides under books, send after: the gatherer reading ch must
+	// not hold up intake.
+	var metrics []prometheus.Metric
 	s.books.Lock()
-	defer s.books.Unlock()
 	if s.accounts != nil {
-		s.accounts.Collect(ch)
+		collected := make(chan prometheus.Metric, 64)
+		go func() { s.accounts.Collect(collected); close(collected) }()
+		for m := range collected {
+			metrics = append(metrics, m)
+		}
 	}
 	s.mu.RLock()
 	for k, src := range s.bySource {
-		ch <- prometheus.MustNewConstMetric(s.receivedDesc, prometheus.CounterValue,
-			float64(src.spans.Load()), k.protocol, k.encoding, k.service)
+		metrics = append(metrics, prometheus.MustNewConstMetric(s.receivedDesc, prometheus.CounterValue,
+			float64(src.spans.Load()), k.protocol, k.encoding, k.service))
 		if t := src.lastSeen.Load(); t > last[pk{k.protocol, k.service}] {
 			last[pk{k.protocol, k.service}] = t
 		}
 	}
 	s.mu.RUnlock()
+	s.books.Unlock()
+	for _, m := range metrics {
+		ch <- m
+	}
 	for k, t := range last {
 		ch <- prometheus.MustNewConstMetric(s.lastDesc, prometheus.GaugeValue, float64(t)/1e9, k.protocol, k.service)
 	}
