@@ -114,9 +114,9 @@ type wal struct {
 	written  uint64 // records written to the active segment's file, ever
 	synced   uint64 // records of written known to be on disk
 	syncing  bool
-	syncs    int64 // fsyncs of records, for tests and benchmarks
+	syncs    int64                // fsyncs of records, for tests and benchmarks
 	fsync    func(*os.File) error // (*os.File).Sync; tests slow it down
-	err      error // sticky: after a failed write or fsync nothing is trusted
+	err      error                // sticky: after a failed write or fsync nothing is trusted
 	closed   bool
 	buf      []byte
 	ackBuf   []byte
