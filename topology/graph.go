@@ -94,8 +94,10 @@ const (
 // WriteSVG draws the edges as a standalone SVG: one column per depth (a
 // service's longest call chain from a service nobody calls), sorted by
 // name within a column. Linked edges are solid and labelled with their
-// calls; hinted-only edges are dashed, red when the callee reports spans
-// (its server side was lost), grey when it does not (uninstrumented).
+// calls; calls that reached a server only through the caller's own sidecar
+// are dotted grey (healthy); other hinted-only edges are dashed, red when
+// the callee reports spans (its server side was lost), grey when it does
+// not (uninstrumented).
 // Nodes are coloured by orphan ratio. The output depends on its input only.
 func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 	ratio := map[string]ServiceHealth{}
@@ -157,15 +159,17 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 		}
 		kind, stroke, dash, label := "linked", "#333", "", fmt.Sprintf("%d", e.Calls)
 		title := fmt.Sprintf("%s → %s: %d calls linked by parent span", e.Parent, e.Child, e.Calls)
-		if e.Calls == 0 {
-			kind, dash, label = "hinted", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
-			if e.ChildReports {
-				kind, stroke = "broken", "#c62828"
-				title = fmt.Sprintf("%s → %s: %d CLIENT spans name %s, which reports spans, but none of its spans is their child: its server-side spans (sidecar path?) are missing or propagation is broken", e.Parent, e.Child, e.Hinted, e.Child)
-			} else {
-				stroke = "#999"
-				title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; it reports no spans (not instrumented?)", e.Parent, e.Child, e.Hinted)
-			}
+		switch {
+		case e.Calls > 0:
+		case e.Answered > 0:
+			kind, stroke, dash, label = "relayed", "#90a4ae", ` stroke-dasharray="2 3"`, fmt.Sprintf("%d", e.Answered)
+			title = fmt.Sprintf("%s → %s: %d of %d calls reached a SERVER span through %s's own sidecar (CLIENT → CLIENT → SERVER): healthy; Jaeger draws them via the sidecar", e.Parent, e.Child, e.Answered, e.Hinted, e.Parent)
+		case e.Lost():
+			kind, stroke, dash, label = "broken", "#c62828", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
+			title = fmt.Sprintf("%s → %s: %d CLIENT spans name %s, which reports spans, but no call reached a SERVER span, directly or through the caller's sidecar: the server side (its sidecar path?) is missing or propagation is broken", e.Parent, e.Child, e.Hinted, e.Child)
+		default:
+			kind, stroke, dash, label = "hinted", "#999", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
+			title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; it reports no spans (not instrumented?)", e.Parent, e.Child, e.Hinted)
 		}
 		fmt.Fprintf(&b, `<g class="edge %s" data-parent="%s" data-child="%s"><title>%s</title><path d="%s" fill="none" stroke="%s" stroke-width="1.6"%s marker-end="url(#arrow)"/>`,
 			kind, esc(e.Parent), esc(e.Child), esc(title), path, stroke, dash)
