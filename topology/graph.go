@@ -91,14 +91,15 @@ func writeJSON(w http.ResponseWriter, v any) {
 // Layout of the SVG graph, in pixels. Node boxes are as wide as the
 // longest (clipped) name needs; a workload's sidecar and app share a
 // column, so a gateway calling a chain of five workloads is six columns:
-// at most 1,332 px, which a 1,400 px window shows at full scale.
+// at most 1,336 px, which a 1,400 px window shows at full scale.
 const (
 	nodeH          = 34
 	minNodeW       = 140
-	maxNodeW       = 178
-	nameClip       = 23 // characters of a name shown in its box; its <title> has all
+	maxNodeW       = 176
+	nameClip       = 22 // characters of a name shown in its box; its <title> has all
 	colGap, rowGap = 48, 22
-	margin         = 12
+	margin         = 20 // room for the curve of an app's call to its own sidecar
+	bulge          = 16 // how far a call within a column curves out of it
 )
 
 type pos struct{ x, y int }
@@ -202,10 +203,10 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 			lx, ly = (a+z)/2, gap-3
 		case c.x == p.x && c.y > p.y: // down the column (a sidecar to its app): bulge right
 			xr := p.x + nodeW
-			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", xr, p.y+nodeH*3/4, xr+18, p.y+nodeH*3/4, xr+18, c.y+nodeH/4, xr, c.y+nodeH/4)
+			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", xr, p.y+nodeH*3/4, xr+bulge, p.y+nodeH*3/4, xr+bulge, c.y+nodeH/4, xr, c.y+nodeH/4)
 			lx, ly = xr+14, (p.y+c.y+nodeH)/2+4
 		case c.x == p.x && c.y < p.y: // up the column (an app to its own sidecar): bulge left
-			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", p.x, p.y+nodeH/4, p.x-18, p.y+nodeH/4, p.x-18, c.y+nodeH*3/4, p.x, c.y+nodeH*3/4)
+			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", p.x, p.y+nodeH/4, p.x-bulge, p.y+nodeH/4, p.x-bulge, c.y+nodeH*3/4, p.x, c.y+nodeH*3/4)
 			lx, ly = p.x-14, (p.y+c.y+nodeH)/2+4
 		default: // a call back to an earlier column (a cycle): loop below the nodes
 			low := max(p.y, c.y) + nodeH + rowGap/2 + 10
