@@ -226,6 +226,9 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 		default:
 			kind, stroke, dash, label = "hinted", "#999", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
 			title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; it reports no spans (not instrumented?)", e.Parent, e.Child, e.Hinted)
+			if e.ChildReports {
+				title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; their calls are still within the grace period", e.Parent, e.Child, e.Hinted)
+			}
 		}
 		fmt.Fprintf(&b, `<g class="edge %s" data-parent="%s" data-child="%s"><title>%s</title><path d="%s" fill="none" stroke="%s" stroke-width="1.6"%s marker-end="url(#arrow)"/>`,
 			kind, esc(e.Parent), esc(e.Child), esc(title), path, stroke, dash)

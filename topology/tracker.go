@@ -69,10 +69,11 @@ const (
 	tableTraces
 	tableEdges
 	tableTraceServices
+	tableCalls
 	numTables
 )
 
-var tableNames = [numTables]string{"spans", "pending", "traces", "edges", "trace_services"}
+var tableNames = [numTables]string{"spans", "pending", "traces", "edges", "trace_services", "calls"}
 
 // Tracker watches parent links of every span it is shown. It implements
 // receiver.Observer. Create it with New.
@@ -222,6 +223,7 @@ type shard struct {
 	spans   map[uint64]spanVal // span key → what its children need to know
 	spanQ   queue[spanRec]     // insertion order, for expiry
 	pending queue[pendingRec]  // children waiting for their parent, by deadline
+	calls   queue[spanRec]     // hinted CLIENT spans waiting for their call's verdict, by deadline (at)
 	traces  map[uint64]int32   // trace key → index into slab
 	slab    []traceRec
 	free    []int32
@@ -303,8 +305,8 @@ func (w *svcWindow) at(epoch int64) *counts {
 }
 
 type edgeWindow [numBuckets]struct {
-	epoch                    int64
-	linked, hinted, answered uint64
+	epoch                                int64
+	linked, hinted, answered, unanswered uint64
 }
 
 // svcAt returns service id's counts for epoch; a verdict too old for the
@@ -324,7 +326,7 @@ func (sh *shard) svcAt(id uint32, epoch int64) *counts {
 const noService = ^uint32(0)
 
 // edgeCounts are the increments one verdict adds to an edge.
-type edgeCounts struct{ linked, hinted, answered uint64 }
+type edgeCounts struct{ linked, hinted, answered, unanswered uint64 }
 
 func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, n edgeCounts) {
 	k := uint64(parent)<<32 | uint64(child)
@@ -342,11 +344,12 @@ func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, n edgeCount
 	case b.epoch > epoch:
 		return
 	case b.epoch < epoch:
-		b.epoch, b.linked, b.hinted, b.answered = epoch, 0, 0, 0
+		b.epoch, b.linked, b.hinted, b.answered, b.unanswered = epoch, 0, 0, 0, 0
 	}
 	b.linked += n.linked
 	b.hinted += n.hinted
 	b.answered += n.answered
+	b.unanswered += n.unanswered
 }
 
 // linked is the verdict "parent found" for a span of service child. A
@@ -362,10 +365,10 @@ func (sh *shard) linked(t *Tracker, parent spanVal, pk, key uint64, child uint32
 	}
 	switch kind {
 	case kindServer:
-		sh.answer(t, pk, epoch)
+		sh.answer(pk)
 	case kindClient:
 		if v, ok := sh.spans[key]; ok && v.answer {
-			sh.answer(t, pk, epoch)
+			sh.answer(pk)
 		}
 	}
 }
@@ -375,9 +378,9 @@ func (sh *shard) linked(t *Tracker, parent spanVal, pk, key uint64, child uint32
 const maxRelay = 8
 
 // answer marks the CLIENT span key as having reached its server side, and
-// the CLIENT spans it relays for (its CLIENT parents), counting each
-// call's answer on its hinted edge once.
-func (sh *shard) answer(t *Tracker, key uint64, epoch int64) {
+// the CLIENT spans it relays for (its CLIENT parents). A hinted call's
+// verdict is counted when its wait ends (see expire).
+func (sh *shard) answer(key uint64) {
 	for range maxRelay {
 		v, ok := sh.spans[key]
 		if !ok || v.kind != kindClient || v.answer {
@@ -385,9 +388,6 @@ func (sh *shard) answer(t *Tracker, key uint64, epoch int64) {
 		}
 		v.answer = true
 		sh.spans[key] = v
-		if v.peer != 0 {
-			sh.edge(t, v.svc, v.peer, epoch, edgeCounts{answered: 1})
-		}
 		if v.parent == 0 {
 			return
 		}
@@ -417,6 +417,11 @@ func (sh *shard) add(t *Tracker, s *obsSpan, now int64) {
 	sh.spanQ.push(spanRec{key, now})
 	if s.peer != 0 {
 		sh.edge(t, s.svc, s.peer, epoch, edgeCounts{hinted: 1})
+		if sh.calls.n >= sh.maxSpans {
+			sh.calls.pop() // no verdict for that call
+			t.evicted[tableCalls].Add(1)
+		}
+		sh.calls.push(spanRec{key, now + t.graceNs})
 	}
 
 	if s.parent == 0 {
@@ -521,6 +526,17 @@ func (sh *shard) expire(t *Tracker, now int64) {
 			sh.linked(t, pv, p.parentKey, p.key, p.svc, p.kind, t.epoch(p.deadline))
 		} else {
 			sh.orphan(t, p.svc, t.epoch(p.deadline))
+		}
+	}
+	// After the children: a call is answered by a child that was waiting.
+	for sh.calls.n > 0 && sh.calls.front().at <= now {
+		c := sh.calls.pop()
+		if v, ok := sh.spans[c.key]; ok && v.peer != 0 {
+			n := edgeCounts{unanswered: 1}
+			if v.answer {
+				n = edgeCounts{answered: 1}
+			}
+			sh.edge(t, v.svc, v.peer, t.epoch(c.at), n)
 		}
 	}
 	for sh.spanQ.n > 0 && sh.spanQ.front().at+t.retainNs <= now {
@@ -628,20 +644,24 @@ type Edge struct {
 	// Hinted counts Parent's CLIENT spans naming Child as their peer,
 	// whether or not Child's spans arrived.
 	Hinted uint64 `json:"hinted"`
-	// Answered counts those CLIENT spans whose call reached a SERVER span:
-	// their child, or the child of the CLIENT spans they are the parent of
-	// (an instrumented app's call relayed by its own sidecar).
-	Answered uint64 `json:"answered"`
+	// Answered counts those CLIENT spans whose call reached a SERVER span
+	// within the grace period: their child, or the child of the CLIENT
+	// spans they are the parent of (an instrumented app's call relayed by
+	// its own sidecar). Unanswered counts the others; a call still in its
+	// grace period is neither.
+	Answered   uint64 `json:"answered"`
+	Unanswered uint64 `json:"unanswered"`
 	// ChildReports says Child sends spans itself; a reporting child with
 	// hints but no calls lost its server-side spans.
 	ChildReports bool `json:"childReports"`
 }
 
 // Lost says the call's server side is missing: Child reports spans, and
-// Parent's calls to it were named but none was linked to a span of Child
-// nor reached any SERVER span, directly or through the caller's sidecar.
+// of Parent's calls to it that waited their grace period, none was linked
+// to a span of Child nor reached any SERVER span, directly or through the
+// caller's own sidecar.
 func (e Edge) Lost() bool {
-	return e.ChildReports && e.Calls == 0 && e.Answered == 0 && e.Hinted > 0
+	return e.ChildReports && e.Calls == 0 && e.Answered == 0 && e.Unanswered > 0
 }
 
 // Edges returns the edges seen within the window, sorted by parent then
@@ -653,21 +673,22 @@ func (t *Tracker) Edges() []Edge {
 	now := t.cfg.Now().UnixNano()
 	t.advance(now)
 	cur := t.epoch(now)
-	type pair struct{ linked, hinted, answered uint64 }
+	type pair struct{ linked, hinted, answered, unanswered uint64 }
 	sum := map[uint64]*pair{}
 	for s := range t.shards {
 		sh := &t.shards[s]
 		sh.mu.Lock()
 		for k, w := range sh.edges {
-			var l, h, a uint64
+			var l, h, a, u uint64
 			for _, b := range w {
 				if b.epoch > cur-numBuckets && b.epoch <= cur {
 					l += b.linked
 					h += b.hinted
 					a += b.answered
+					u += b.unanswered
 				}
 			}
-			if l == 0 && h == 0 {
+			if l == 0 && h == 0 && a == 0 && u == 0 {
 				delete(sh.edges, k) // out of the window: room for new pairs
 				continue
 			}
@@ -679,6 +700,7 @@ func (t *Tracker) Edges() []Edge {
 			p.linked += l
 			p.hinted += h
 			p.answered += a
+			p.unanswered += u
 		}
 		sh.mu.Unlock()
 	}
@@ -713,6 +735,7 @@ func (t *Tracker) Edges() []Edge {
 		e.Calls += p.linked
 		e.Hinted += p.hinted
 		e.Answered += p.answered
+		e.Unanswered += p.unanswered
 	}
 	out := make([]Edge, 0, len(merged))
 	for _, e := range merged {

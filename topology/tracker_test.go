@@ -155,7 +155,7 @@ func TestSeed(t *testing.T) {
 	}
 	t.Run("healthy", func(t *testing.T) {
 		f(t, true, []Edge{
-			{Parent: authApp, Child: "postgres.db", Hinted: 10},
+			{Parent: authApp, Child: "postgres.db", Hinted: 10, Unanswered: 10},
 			{Parent: authSC, Child: authApp, Calls: 10, ChildReports: true},
 			{Parent: gw, Child: authSC, Calls: 10, Hinted: 10, Answered: 10, ChildReports: true},
 		}, map[string]uint64{}, 0)
@@ -166,8 +166,8 @@ func TestSeed(t *testing.T) {
 		// SDK SERVER span is an orphan. The hinted callee auth-api.auth is the
 		// workload of the SDK's auth-api, so the broken edge points there.
 		f(t, false, []Edge{
-			{Parent: authApp, Child: "postgres.db", Hinted: 10},
-			{Parent: gw, Child: authApp, Hinted: 10, ChildReports: true},
+			{Parent: authApp, Child: "postgres.db", Hinted: 10, Unanswered: 10},
+			{Parent: gw, Child: authApp, Hinted: 10, Unanswered: 10, ChildReports: true},
 		}, map[string]uint64{authApp: 10}, 0)
 	})
 }
@@ -688,6 +688,12 @@ func TestCallVerdicts(t *testing.T) {
 					}
 					tr.Observe(steps[i].protocol, body)
 					c.advance(time.Second)
+				}
+				// Within the grace period no call has its verdict yet.
+				for _, e := range tr.Edges() {
+					if e.Lost() {
+						t.Errorf("order %v: %s → %s lost before its calls' grace period ended: %+v", order, e.Parent, e.Child, e)
+					}
 				}
 				c.advance(11 * time.Second)
 				edges := map[string]Edge{}
