@@ -70,7 +70,8 @@ type doctor struct {
 	http     *http.Client
 	polls    int // rounds of asking whether the probes arrived, for tests
 
-	peer *peerKind // what the endpoint speaks, once sniffed
+	peer       *peerKind // what the endpoint speaks, once sniffed
+	serverName string    // the first Server header a failed HTTP probe saw
 }
 
 // runDoctor is `traceport doctor`: one probe span over each path, then
@@ -242,6 +243,9 @@ func (d *doctor) await(ctx context.Context, probes []*probe, before receiver.Sou
 func (d *doctor) explain(ctx context.Context, pp probePath, err error) string {
 	var he *httpStatusError
 	if errors.As(err, &he) {
+		if d.serverName == "" {
+			d.serverName = he.serverName
+		}
 		switch he.code {
 		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
 			// traceport serves POST on every probe path.
@@ -256,7 +260,7 @@ func (d *doctor) explain(ctx context.Context, pp probePath, err error) string {
 		case http.StatusServiceUnavailable:
 			return "HTTP 503: traceport is shutting down, or a proxy has no healthy upstream"
 		}
-		if why := d.sniff(ctx).mismatch(d.endpoint, pp); why != "" {
+		if why := d.sniff(ctx).mismatch(d, pp); why != "" {
 			return why
 		}
 		return fmt.Sprintf("HTTP %d from %s: %s", he.code, he.server(), he.body)
@@ -279,7 +283,7 @@ func (d *doctor) explain(ctx context.Context, pp probePath, err error) string {
 		// No answer in the path's protocol: the sender's raw error
 		// ("frame too large", "malformed HTTP response") says less than
 		// what the endpoint turns out to speak.
-		if m := d.sniff(ctx).mismatch(d.endpoint, pp); m != "" {
+		if m := d.sniff(ctx).mismatch(d, pp); m != "" {
 			return m
 		}
 	}
@@ -385,8 +389,8 @@ const http2FrameHeaderLen = 9
 
 // mismatch names the cause when the endpoint does not speak what path pp
 // needs; "" when it does, or when the sniff could not tell.
-func (k *peerKind) mismatch(endpoint string, pp probePath) string {
-	grpcPath := pp.protocol == "otlp_grpc"
+func (k *peerKind) mismatch(d *doctor, pp probePath) string {
+	endpoint, grpcPath := d.endpoint, pp.protocol == "otlp_grpc"
 	switch {
 	case k.isTLS:
 		cert := ""
@@ -400,15 +404,22 @@ func (k *peerKind) mismatch(endpoint string, pp probePath) string {
 		return fmt.Sprintf("not traceport: %s sent the request's own bytes back (a TCP echo or a loop), not an HTTP reply", endpoint)
 	case len(k.reply) >= 2 && (k.reply[0] == 0x15 || k.reply[0] == 0x16) && k.reply[1] == 0x03:
 		return fmt.Sprintf("TLS vs plaintext mismatch: %s answered plaintext with a TLS record: it expects TLS, and the doctor sends plaintext as the pods' senders do", endpoint)
-	case bytes.HasPrefix(k.reply, []byte("HTTP/1.")):
+	case bytes.HasPrefix(k.reply, []byte("HTTP/1.")) || k.reply[0] == '<':
+		// An HTTP/1 status line, or an error page without one (servers
+		// that take "PRI * HTTP/2.0" for HTTP/0.9).
 		if !grpcPath {
 			return ""
 		}
-		server := "without a Server header"
+		server, answer := "without a Server header", k.status
 		if k.server != "" {
 			server = strconv.Quote(k.server)
+		} else if d.serverName != "" {
+			server = strconv.Quote(d.serverName)
 		}
-		return fmt.Sprintf("not traceport: an HTTP/1 server (%s) answered where gRPC (HTTP/2) was expected, with %q to the HTTP/2 preface: another server, or a proxy that speaks only HTTP/1.1, listens on %s", server, k.status, endpoint)
+		if answer == "" {
+			answer = string(k.reply[:min(len(k.reply), 24)])
+		}
+		return fmt.Sprintf("not traceport: an HTTP/1 server (%s) answered where gRPC (HTTP/2) was expected, with %q to the HTTP/2 preface: another server, or a proxy that speaks only HTTP/1.1, listens on %s", server, answer, endpoint)
 	case len(k.reply) >= http2FrameHeaderLen && k.reply[3] == 0x4: // an HTTP/2 SETTINGS frame: h2 spoken
 		return ""
 	}
