@@ -49,8 +49,8 @@ func seedTraffic(t *testing.T, tp *traceport, cut map[string]bool) int {
 		sdk.handle(t, app.service, app.path, traceID, server.ID)
 		sdk.flush(t)
 	}
-	zipkin = append(zipkin, instrumentedCall(t, tp, start)...)
 	tp.postZipkin(zipkinJSON(t, zipkin))
+	instrumentedCall(t, tp, start)
 	sharedSpanCall(t, tp)
 	// Per app: 2 Envoy and 2 SDK spans; the instrumented call: 2 Envoy and
 	// 4 SDK spans; the shared-span call: 2 Envoy and 1 SDK span.
@@ -61,9 +61,10 @@ func seedTraffic(t *testing.T, tp *traceport, cut map[string]bool) int {
 // frontend's SDK (service "frontend", namespace shop) makes a CLIENT span;
 // its own sidecar's outbound CLIENT span (frontend.shop) is that span's
 // child, and cart's sidecar SERVER span (cart.shop) is the child of the
-// sidecar's. cart's SDK reports under it. The SDKs export here; the two
-// Envoy spans are returned for the caller's Zipkin batch.
-func instrumentedCall(t *testing.T, tp *traceport, start time.Time) []zipkinSpan {
+// sidecar's. cart's SDK reports under it. Each sender reports as soon as
+// its span ends, so that every parent arrives within the grace period even
+// under -race.
+func instrumentedCall(t *testing.T, tp *traceport, start time.Time) {
 	t.Helper()
 	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(tp.addr), otlptracegrpc.WithInsecure())
 	if err != nil {
@@ -99,10 +100,10 @@ func instrumentedCall(t *testing.T, tp *traceport, start time.Time) []zipkinSpan
 		Tags: map[string]string{"component": "proxy", "upstream_cluster": "inbound|8080||",
 			"istio.canonical_service": "cart", "istio.namespace": "shop"},
 	}
+	tp.postZipkin(zipkinJSON(t, []zipkinSpan{out, in}))
 	cart := newSDKSender(t, "http", tp.addr, "cart.shop")
 	cart.handle(t, "cart.shop", "/cart", traceID, in.ID)
 	cart.flush(t)
-	return []zipkinSpan{out, in}
 }
 
 // sharedSpanCall posts Envoy's shared_span_context shape as the field sends
