@@ -52,9 +52,9 @@ func seedTraffic(t *testing.T, tp *traceport, cut map[string]bool) int {
 	tp.postZipkin(zipkinJSON(t, zipkin))
 	instrumentedCall(t, tp, start)
 	sharedSpanCall(t, tp)
-	// Per app: 2 Envoy and 2 SDK spans; the instrumented call: 2 Envoy and
+	// Per app: 2 Envoy and 2 SDK spans; the instrumented call: 4 Envoy and
 	// 4 SDK spans; the shared-span call: 2 Envoy and 1 SDK span.
-	return 4*len(meshApps) - len(cut) + 6 + 3
+	return 4*len(meshApps) - len(cut) + 8 + 3
 }
 
 // instrumentedCall is the usual Istio shape with an instrumented caller:
@@ -78,14 +78,31 @@ func instrumentedCall(t *testing.T, tp *traceport, start time.Time) {
 		defer cancel()
 		_ = provider.Shutdown(ctx)
 	})
-	ctx, srv := app.tracer.Start(context.Background(), "GET /checkout", trace.WithSpanKind(trace.SpanKindServer))
+	// The request comes in through the gateway and frontend's sidecar:
+	// frontend.shop → frontend → frontend.shop, the app ↔ own sidecar
+	// cycle of every instrumented workload, which the graph must lay out
+	// without running off the window.
+	traceID, ts := randomHex(t, 16), start.UnixMicro()
+	gwOut := zipkinSpan{
+		TraceID: traceID, ID: randomHex(t, 8), Kind: "CLIENT", Name: "frontend.shop.svc.cluster.local:8080/*", Timestamp: ts, Duration: 5000,
+		LocalEndpoint: zipkinEndpoint{ServiceName: gateway, IPv4: "10.244.1.12"},
+		Tags:          map[string]string{"component": "proxy", "upstream_cluster": "outbound|8080||frontend.shop.svc.cluster.local"},
+	}
+	feIn := zipkinSpan{
+		TraceID: traceID, ID: randomHex(t, 8), ParentID: gwOut.ID, Kind: "SERVER", Name: "frontend.shop.svc.cluster.local:8080/*", Timestamp: ts + 100, Duration: 4800,
+		LocalEndpoint: zipkinEndpoint{ServiceName: "frontend.shop", IPv4: "10.244.5.4"},
+		Tags:          map[string]string{"component": "proxy", "upstream_cluster": "inbound|8080||", "istio.canonical_service": "frontend", "istio.namespace": "shop"},
+	}
+	tid, _ := trace.TraceIDFromHex(traceID)
+	sid, _ := trace.SpanIDFromHex(feIn.ID)
+	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+	ctx, srv := app.tracer.Start(trace.ContextWithRemoteSpanContext(context.Background(), remote), "GET /checkout", trace.WithSpanKind(trace.SpanKindServer))
 	_, call := app.tracer.Start(ctx, "GET", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("server.address", "cart.shop.svc.cluster.local"), attribute.Int("server.port", 8080)))
 	call.End()
 	srv.End()
 	app.flush(t)
 
-	traceID, ts := call.SpanContext().TraceID().String(), start.UnixMicro()
 	out := zipkinSpan{
 		TraceID: traceID, ID: randomHex(t, 8), ParentID: call.SpanContext().SpanID().String(), Kind: "CLIENT",
 		Name: "cart.shop.svc.cluster.local:8080/*", Timestamp: ts, Duration: 3000,
@@ -100,7 +117,7 @@ func instrumentedCall(t *testing.T, tp *traceport, start time.Time) {
 		Tags: map[string]string{"component": "proxy", "upstream_cluster": "inbound|8080||",
 			"istio.canonical_service": "cart", "istio.namespace": "shop"},
 	}
-	tp.postZipkin(zipkinJSON(t, []zipkinSpan{out, in}))
+	tp.postZipkin(zipkinJSON(t, []zipkinSpan{gwOut, feIn, out, in}))
 	cart := newSDKSender(t, "http", tp.addr, "cart.shop")
 	cart.handle(t, "cart.shop", "/cart", traceID, in.ID)
 	cart.flush(t)
@@ -426,5 +443,5 @@ func checkNodeBoxes(t *testing.T, tp *traceport, dumpDOM func(file string) strin
 			t.Errorf("node %s drawn %g px high (of 34): too small to read", n.Service, h)
 		}
 	}
-	t.Logf("%d nodes, all inside the %g × %g window", len(boxes.Nodes), boxes.Width, boxes.Height)
+	t.Logf("%d nodes checked against the %g × %g viewport", len(boxes.Nodes), boxes.Width, boxes.Height)
 }
