@@ -187,32 +187,7 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 	}
 	for _, e := range edges {
 		p, c := at[e.Parent], at[e.Child]
-		x1, y1 := p.x+nodeW, p.y+nodeH/2
-		x2, y2 := c.x, c.y+nodeH/2
-		var path string
-		lx, ly := (x1+x2)/2, (y1+y2)/2-4
-		switch {
-		case c.x == p.x+nodeW+colGap: // next column
-			mid := (x1 + x2) / 2
-			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", x1, y1, mid, y1, mid, y2, x2, y2)
-		case c.x > p.x: // skips columns: run along the gap under the parent's row, not through boxes
-			gap := p.y + nodeH + rowGap/2
-			a, z := x1+colGap/2, x2-colGap/2
-			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d L%d,%d C%d,%d %d,%d %d,%d",
-				x1, y1, a, y1, x1, gap, a, gap, z, gap, x2, gap, z, y2, x2, y2)
-			lx, ly = (a+z)/2, gap-3
-		case c.x == p.x && c.y > p.y: // down the column (a sidecar to its app): bulge right
-			xr := p.x + nodeW
-			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", xr, p.y+nodeH*3/4, xr+bulge, p.y+nodeH*3/4, xr+bulge, c.y+nodeH/4, xr, c.y+nodeH/4)
-			lx, ly = xr+14, (p.y+c.y+nodeH)/2+4
-		case c.x == p.x && c.y < p.y: // up the column (an app to its own sidecar): bulge left
-			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", p.x, p.y+nodeH/4, p.x-bulge, p.y+nodeH/4, p.x-bulge, c.y+nodeH*3/4, p.x, c.y+nodeH*3/4)
-			lx, ly = p.x-14, (p.y+c.y+nodeH)/2+4
-		default: // a call back to an earlier column (a cycle): loop below the nodes
-			low := max(p.y, c.y) + nodeH + rowGap/2 + 10
-			path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", p.x+nodeW/2, p.y+nodeH, p.x+nodeW/2, low, c.x+nodeW/2, low, c.x+nodeW/2, c.y+nodeH)
-			lx, ly = (p.x+c.x+nodeW)/2, low-4
-		}
+		path, lx, ly := edgePath(p, c, nodeW)
 		kind, stroke, dash, label := "linked", "#333", "", fmt.Sprintf("%d", e.Calls)
 		title := fmt.Sprintf("%s → %s: %d calls linked by parent span", e.Parent, e.Child, e.Calls)
 		switch {
@@ -261,6 +236,39 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// edgePath routes an edge from node p to node c: a curve to the next
+// column, along the row gap when it skips columns (not through boxes),
+// out of the side within a column, below the nodes back to an earlier
+// column. lx, ly place its label.
+func edgePath(p, c pos, nodeW int) (path string, lx, ly int) {
+	x1, y1 := p.x+nodeW, p.y+nodeH/2
+	x2, y2 := c.x, c.y+nodeH/2
+	lx, ly = (x1+x2)/2, (y1+y2)/2-4
+	switch {
+	case c.x == p.x+nodeW+colGap: // next column
+		mid := (x1 + x2) / 2
+		path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", x1, y1, mid, y1, mid, y2, x2, y2)
+	case c.x > p.x: // skips columns: run along the gap under the parent's row, not through boxes
+		gap := p.y + nodeH + rowGap/2
+		a, z := x1+colGap/2, x2-colGap/2
+		path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d L%d,%d C%d,%d %d,%d %d,%d",
+			x1, y1, a, y1, x1, gap, a, gap, z, gap, x2, gap, z, y2, x2, y2)
+		lx, ly = (a+z)/2, gap-3
+	case c.x == p.x && c.y > p.y: // down the column (a sidecar to its app): bulge right
+		xr := p.x + nodeW
+		path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", xr, p.y+nodeH*3/4, xr+bulge, p.y+nodeH*3/4, xr+bulge, c.y+nodeH/4, xr, c.y+nodeH/4)
+		lx, ly = xr+14, (p.y+c.y+nodeH)/2+4
+	case c.x == p.x && c.y < p.y: // up the column (an app to its own sidecar): bulge left
+		path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", p.x, p.y+nodeH/4, p.x-bulge, p.y+nodeH/4, p.x-bulge, c.y+nodeH*3/4, p.x, c.y+nodeH*3/4)
+		lx, ly = p.x-14, (p.y+c.y+nodeH)/2+4
+	default: // a call back to an earlier column (a cycle): loop below the nodes
+		low := max(p.y, c.y) + nodeH + rowGap/2 + 10
+		path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", p.x+nodeW/2, p.y+nodeH, p.x+nodeW/2, low, c.x+nodeW/2, low, c.x+nodeW/2, c.y+nodeH)
+		lx, ly = (p.x+c.x+nodeW)/2, low-4
+	}
+	return path, lx, ly
 }
 
 // layers gives each node its column: the longest call chain leading to it
