@@ -416,10 +416,11 @@ func (k *peerKind) mismatch(d *doctor, pp probePath) string {
 		} else if d.serverName != "" {
 			server = strconv.Quote(d.serverName)
 		}
-		if answer == "" {
-			answer = string(k.reply[:min(len(k.reply), 24)])
+		answer = strconv.Quote(answer)
+		if k.status == "" {
+			answer = "an error page without a status line (HTTP/0.9)"
 		}
-		return fmt.Sprintf("not traceport: an HTTP/1 server (%s) answered where gRPC (HTTP/2) was expected, with %q to the HTTP/2 preface: another server, or a proxy that speaks only HTTP/1.1, listens on %s", server, answer, endpoint)
+		return fmt.Sprintf("not traceport: an HTTP/1 server (%s) answered where gRPC (HTTP/2) was expected, with %s to the HTTP/2 preface: another server, or a proxy that speaks only HTTP/1.1, listens on %s", server, answer, endpoint)
 	case len(k.reply) >= http2FrameHeaderLen && k.reply[3] == 0x4: // an HTTP/2 SETTINGS frame: h2 spoken
 		return ""
 	}

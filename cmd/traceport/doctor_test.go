@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -239,6 +240,39 @@ func TestDoctorNotTraceport(t *testing.T) {
 		addr, gets := web(c.code, c.server)
 		f(fmt.Sprintf("web server %d", c.code), addr, notTP(c.server, c.code), gets)
 	}
+
+	// Python's http.server as it answers on the wire: HTTP/1.0 with a
+	// status line to HTTP/1.x requests, and to "PRI * HTTP/2.0" (taken for
+	// HTTP/0.9) an error page without one.
+	py, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { py.Close() })
+	go func() {
+		for {
+			c, err := py.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(time.Minute))
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				page := "<!DOCTYPE HTML>\n<html><body>Error response</body></html>\n"
+				if strings.HasPrefix(line, "PRI ") {
+					io.WriteString(c, page)
+					return
+				}
+				code := "501 Unsupported method ('POST')"
+				if strings.HasPrefix(line, "GET ") {
+					code = "404 File not found"
+				}
+				io.WriteString(c, "HTTP/1.0 "+code+"\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"+page)
+			}()
+		}
+	}()
+	f("python http.server", py.Addr().String(), notTP("SimpleHTTP/0.6 Python/3.11.7", 501), nil)
 
 	// A plain TCP echo.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
