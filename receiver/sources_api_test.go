@@ -1,12 +1,17 @@
 package receiver
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/traceport/traceport/topology"
 	"github.com/traceport/traceport/translate"
@@ -172,4 +177,90 @@ func TestClientsBounded(t *testing.T) {
 	if len(got.Clients) != maxClients || got.Clients[0] != "10.0.0.0" || got.Clients[7] != "10.0.0.7" || got.MoreClients != 4 {
 		t.Errorf("clients %v, more %d; want 10.0.0.0…7 and 4 more", got.Clients, got.MoreClients)
 	}
+}
+
+// TestCallVerdictsThroughTheReceiver sends, through the receiver's own
+// Zipkin and OTLP/HTTP endpoints, the calls whose verdict /api/sources, the
+// page and /api/dependencies must get right: an instrumented app calling
+// through its own sidecar (healthy), Envoy's shared-span shape (healthy), and
+// the seed's cut sidecar path (lost). Only the last is lost, and only it is a
+// finding.
+func TestCallVerdictsThroughTheReceiver(t *testing.T) {
+	clock := time.Unix(1766022480, 0)
+	now := func() time.Time { return clock }
+	topo := topology.New(topology.Config{Now: now, Grace: 10 * time.Second}, nil)
+	mux := http.NewServeMux()
+	tr := startReceiver(t, Config{Observer: topo, Pages: mux})
+	tr.rc.sources.now = now
+	opts := SourcesOptions{SilenceAfter: 5 * time.Minute, Workload: topo.Workload, MeshCallee: topo.MeshCallee, Now: now}
+	mux.Handle("/api/sources", tr.rc.SourcesHandler(opts))
+	base := "http://" + tr.addr
+	send := func(path, contentType string, body []byte) {
+		t.Helper()
+		if code, msg, _ := post(t, h1Client(), base+path, contentType, body); code/100 != 2 {
+			t.Fatalf("POST %s: %d %s", path, code, msg)
+		}
+	}
+	appClient := func(service, ns, traceID, spanID, host string) []byte {
+		return []byte(fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}},{"key":"k8s.namespace.name","value":{"stringValue":%q}}]},
+"scopeSpans":[{"spans":[{"traceId":%q,"spanId":%q,"name":"GET","kind":3,"startTimeUnixNano":"1766022480000000000","endTimeUnixNano":"1766022480003000000",
+"attributes":[{"key":"server.address","value":{"stringValue":%q}}]}]}]}]}`, service, ns, traceID, spanID, host))
+	}
+
+	// frontend's SDK CLIENT span → its sidecar's CLIENT span → cart's sidecar SERVER span → cart's SDK.
+	const shop = "5af7651916cd43dd8448eb211c80319c"
+	send("/v1/traces", "application/json", appClient("frontend", "shop", shop, "00000000000000a1", "cart.shop.svc.cluster.local"))
+	send("/api/v2/spans", "application/json", []byte(`[{"traceId":"`+shop+`","id":"00000000000000b1","parentId":"00000000000000a1","kind":"CLIENT","name":"x","timestamp":1766022480000100,"duration":2000,
+"localEndpoint":{"serviceName":"frontend.shop"},"tags":{"upstream_cluster":"outbound|8080||cart.shop.svc.cluster.local"}},
+{"traceId":"`+shop+`","id":"00000000000000c1","parentId":"00000000000000b1","kind":"SERVER","name":"x","timestamp":1766022480000200,"duration":1500,
+"localEndpoint":{"serviceName":"cart.shop"},"tags":{"istio.canonical_service":"cart","istio.namespace":"shop"}}]`))
+	send("/v1/traces", "application/json", otlpJSON("cart", "shop", shop, "00000000000000d1", "00000000000000c1"))
+
+	// Envoy's shared_span_context under the calling app's CLIENT span.
+	shared, err := os.ReadFile(filepath.Join("..", "translate", "testdata", "zipkin", "envoy-shared-span.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send("/api/v2/spans", "application/json", shared)
+	send("/v1/traces", "application/json", appClient("character-api", "character", "00000000000000004e441824ec2b6a44", "1a2b3c4d5e6f7081", "chat-api.chat.svc.cluster.local"))
+	send("/v1/traces", "application/json", otlpJSON("chat-api", "chat", "00000000000000004e441824ec2b6a44", "00000000000000e1", hex.EncodeToString(sharedServerID(t))))
+
+	// The seed's cut path: the gateway calls auth-api, whose sidecar spans never arrive.
+	send("/api/v2/spans", "application/json", sidecarJSON("auth-api", "auth", "0af7651916cd43dd8448eb211c80319c", false))
+	send("/v1/traces", "application/json", otlpJSON("auth-api", "auth", "0af7651916cd43dd8448eb211c80319c", "00000000000000c1", "000000000000000b"))
+
+	clock = clock.Add(11 * time.Second)
+	var lost []string
+	for _, e := range topo.Edges() {
+		if e.Lost() {
+			lost = append(lost, e.Parent+" → "+e.Child)
+		}
+	}
+	if want := []string{"istio-ingressgateway.istio-system → auth-api"}; fmt.Sprint(lost) != fmt.Sprint(want) {
+		t.Errorf("lost edges %v, want %v", lost, want)
+	}
+	var lostLinks []string
+	for _, l := range topology.DependencyLinks(topo.Edges(), true) {
+		if l.Lost {
+			lostLinks = append(lostLinks, l.Parent+" → "+l.Child)
+		}
+	}
+	if fmt.Sprint(lostLinks) != fmt.Sprint(lost) {
+		t.Errorf("/api/dependencies?hints=true lost links %v, want %v", lostLinks, lost)
+	}
+	rep := getSources(t, tr.addr)
+	if len(rep.Findings) != 1 || rep.Findings[0].Workload != "auth-api.auth" {
+		t.Errorf("findings %+v, want auth-api.auth only", rep.Findings)
+	}
+}
+
+// sharedServerID is the id the receiver gives the SERVER half of the
+// shared-span fixture.
+func sharedServerID(t *testing.T) []byte {
+	var tid pcommon.TraceID
+	var sid pcommon.SpanID
+	hex.Decode(tid[8:], []byte("4e441824ec2b6a44"))
+	hex.Decode(sid[:], []byte("e66dc5d5cb9b8ba7"))
+	id := translate.SharedServerSpanID(tid, sid)
+	return id[:]
 }

@@ -13,14 +13,20 @@
 // an orphan: traceport_orphan_spans_total{service} counts it under the
 // child's service. A trace whose first span arrived Grace ago and that has
 // no span without a parent is rootless (traceport_rootless_traces_total,
-// counted for up to four services of the trace). Ratios are kept over a
-// sliding window (Config.Window, default 5 min, in ten buckets).
+// counted once for every service of the trace, up to
+// Config.MaxTraceServices). Ratios are kept over a sliding window
+// (Config.Window, default 5 min, in ten buckets).
 //
 // CLIENT spans also name whom they call — peer.service, Envoy's
 // upstream_cluster ("outbound|8000||auth-api.auth.svc.cluster.local" →
 // auth-api.auth), server.address, net.peer.name — which gives "hinted"
-// edges: calls a client made whether or not the callee's spans arrived. An
-// edge that is hinted but never linked is the picture of a lost server side.
+// edges: calls a client made whether or not the callee's spans arrived.
+// Each such call gets a verdict when its grace period ends: answered if a
+// SERVER span is its child, or the child of a CLIENT span that is its child
+// (an instrumented app's call relayed by its own sidecar, up to eight
+// CLIENT spans deep), unanswered otherwise. An edge whose calls were named,
+// never linked and never answered, to a callee that reports spans, is the
+// picture of a lost server side (Edge.Lost).
 //
 // # What a high orphan ratio means
 //
@@ -47,9 +53,12 @@
 //
 // # Bounds
 //
-// Memory is bounded by Config: MaxSpans span ids (~40 bytes each), MaxPending
+// Memory is bounded by Config: MaxSpans span ids (~60 bytes each, with the
+// parent's key, service, peer and kind a CLIENT span's answer needs) and as
+// many hinted calls waiting for their verdict (16 bytes each), MaxPending
 // children waiting for a parent, MaxTraces traces waiting for their root
-// verdict, MaxNames distinct service and peer names (beyond it "_other"). When
+// verdict with at most MaxTraceServices services each (4 bytes a service),
+// MaxNames distinct service and peer names (beyond it "_other"). When
 // a table is full its oldest entry is dropped early and counted in
 // traceport_topology_evicted_total{table}; a span id evicted before its
 // late child arrives makes that child a false orphan, so a rising eviction

@@ -13,6 +13,7 @@ type obsSpan struct {
 	id, parent uint64 // raw span ids; parent 0: a root
 	svc        uint32 // name id of the resource's service.name
 	peer       uint32 // name id of the CLIENT span's peer hint, 0: none
+	kind       uint8  // kindClient, kindServer, or 0 for the other kinds
 }
 
 // scanner walks one serialized ExportTraceServiceRequest. The receiver has
@@ -40,6 +41,7 @@ const (
 	fKVKey               = 1
 	fKVValue             = 2
 	fAnyString           = 1
+	kindServer           = 2
 	kindClient           = 3
 	istioOutboundPrefix  = "outbound|"
 	kubernetesSvcMarker  = ".svc."
@@ -325,7 +327,11 @@ func (sc *scanner) span(b []byte, svc uint32) {
 	if len(parentID) == 8 {
 		s.parent = binary.LittleEndian.Uint64(parentID)
 	}
+	if kind == kindServer {
+		s.kind = kindServer
+	}
 	if kind == kindClient {
+		s.kind = kindClient
 		if attrLo >= 0 {
 			for rest := b[attrLo:attrHi]; len(rest) > 0; {
 				f, n := nextField(rest)

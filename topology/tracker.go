@@ -18,6 +18,10 @@ type Config struct {
 	MaxTraces  int           // traces waiting for their root verdict [100000]
 	MaxEdges   int           // distinct service pairs [10000]
 	MaxNames   int           // distinct service and peer names; beyond, "_other" [1000]
+	// MaxTraceServices bounds the services one waiting trace remembers for
+	// its rootless verdict (4 bytes each); a trace with more counts only the
+	// first ones and the rest in traceport_topology_evicted_total{table="trace_services"} [64].
+	MaxTraceServices int
 	// SampleRatio is the share of traces watched, chosen by trace id so a
 	// watched trace is watched whole and its ratios stay unbiased [1]. The
 	// receiver's hot path pays about 0.5 µs per watched span and 0.01 µs
@@ -44,6 +48,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxTraces, 100000)
 	defInt(&c.MaxEdges, 10000)
 	defInt(&c.MaxNames, 1000)
+	defInt(&c.MaxTraceServices, 64)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -63,10 +68,12 @@ const (
 	tablePending
 	tableTraces
 	tableEdges
+	tableTraceServices
+	tableCalls
 	numTables
 )
 
-var tableNames = [numTables]string{"spans", "pending", "traces", "edges"}
+var tableNames = [numTables]string{"spans", "pending", "traces", "edges", "trace_services", "calls"}
 
 // Tracker watches parent links of every span it is shown. It implements
 // receiver.Observer. Create it with New.
@@ -100,7 +107,7 @@ func New(cfg Config, reg prometheus.Registerer) *Tracker {
 			"Spans whose parent span did not arrive within the grace period (orphans), by service. Jaeger draws no dependency edge for them; a high share means a path lost the parents (blocked sidecar, B3/W3C propagation mismatch, sampling disagreement).",
 			[]string{"service"}, nil),
 		rootlessDesc: prometheus.NewDesc("traceport_rootless_traces_total",
-			"Traces that had no root span (a span without parent) within the grace period after their first span, counted for each of up to four services in the trace.",
+			"Traces that had no root span (a span without parent) within the grace period after their first span, counted once for each service of the trace.",
 			[]string{"service"}, nil),
 		watchedDesc: prometheus.NewDesc("traceport_health_watched_spans_total",
 			"Spans of the traces trace health watches (--health-sample-ratio of all traces, by trace id), by service: the denominator of the orphan ratio.",
@@ -118,7 +125,7 @@ func New(cfg Config, reg prometheus.Registerer) *Tracker {
 	}
 	for i := range t.shards {
 		sh := &t.shards[i]
-		sh.spans = make(map[uint64]uint32)
+		sh.spans = make(map[uint64]spanVal)
 		sh.traces = make(map[uint64]int32)
 		sh.edges = make(map[uint64]*edgeWindow)
 		sh.maxSpans = max(1, cfg.MaxSpans/numShards)
@@ -213,10 +220,11 @@ func (t *Tracker) epoch(now int64) int64 { return now / t.bucketNs }
 type shard struct {
 	mu sync.Mutex
 
-	spans   map[uint64]uint32 // span key → service id
-	spanQ   queue[spanRec]    // insertion order, for expiry
-	pending queue[pendingRec] // children waiting for their parent, by deadline
-	traces  map[uint64]int32  // trace key → index into slab
+	spans   map[uint64]spanVal // span key → what its children need to know
+	spanQ   queue[spanRec]     // insertion order, for expiry
+	pending queue[pendingRec]  // children waiting for their parent, by deadline
+	calls   queue[spanRec]     // hinted CLIENT spans waiting for their call's verdict, by deadline (at)
+	traces  map[uint64]int32   // trace key → index into slab
 	slab    []traceRec
 	free    []int32
 	traceQ  queue[traceQRec]
@@ -230,6 +238,7 @@ type shard struct {
 	lastTrace uint64 // the trace of the previous span added: most requests carry a trace's spans together
 	lastIdx   int32
 	lastOK    bool
+	lastSvc   uint32 // the previous span's service, already in the trace's list; noService: none
 
 	_ [64]byte // keeps shards' locks on separate cache lines
 }
@@ -239,15 +248,31 @@ type spanRec struct {
 	at  int64
 }
 
-type pendingRec struct {
-	parentKey uint64
-	deadline  int64
-	svc       uint32
+// spanVal is what a span's children look up: its service, and for a
+// CLIENT span whom it calls and whether the call reached a server.
+type spanVal struct {
+	parent uint64 // the parent's span key; 0: a root
+	svc    uint32
+	peer   uint32 // the CLIENT span's peer hint, 0: none
+	kind   uint8  // kindClient, kindServer, or 0
+	answer bool   // a CLIENT span whose call reached a SERVER span
 }
 
+type pendingRec struct {
+	parentKey uint64
+	key       uint64 // the waiting child's own span key
+	deadline  int64
+	svc       uint32
+	kind      uint8
+}
+
+// traceRec is one trace waiting for its root verdict. svcs keeps its
+// capacity when the slot is reused (no allocation per trace in the steady
+// state) and never grows past Config.MaxTraceServices: a waiting trace
+// costs at most 4 bytes × MaxTraceServices beyond the record.
 type traceRec struct {
 	first int64
-	svcs  [4]uint32 // service ids + 1; 0: free slot
+	svcs  []uint32 // service ids, each once
 	root  bool
 }
 
@@ -280,8 +305,8 @@ func (w *svcWindow) at(epoch int64) *counts {
 }
 
 type edgeWindow [numBuckets]struct {
-	epoch          int64
-	linked, hinted uint64
+	epoch                                int64
+	linked, hinted, answered, unanswered uint64
 }
 
 // svcAt returns service id's counts for epoch; a verdict too old for the
@@ -297,7 +322,13 @@ func (sh *shard) svcAt(id uint32, epoch int64) *counts {
 	return &sh.stale
 }
 
-func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, linked, hinted uint64) {
+// noService is no service id (ids are small: MaxNames bounds them).
+const noService = ^uint32(0)
+
+// edgeCounts are the increments one verdict adds to an edge.
+type edgeCounts struct{ linked, hinted, answered, unanswered uint64 }
+
+func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, n edgeCounts) {
 	k := uint64(parent)<<32 | uint64(child)
 	w := sh.edges[k]
 	if w == nil {
@@ -313,17 +344,54 @@ func (sh *shard) edge(t *Tracker, parent, child uint32, epoch int64, linked, hin
 	case b.epoch > epoch:
 		return
 	case b.epoch < epoch:
-		b.epoch, b.linked, b.hinted = epoch, 0, 0
+		b.epoch, b.linked, b.hinted, b.answered, b.unanswered = epoch, 0, 0, 0, 0
 	}
-	b.linked += linked
-	b.hinted += hinted
+	b.linked += n.linked
+	b.hinted += n.hinted
+	b.answered += n.answered
+	b.unanswered += n.unanswered
 }
 
-// linked is the verdict "parent found" for a span of service child.
-func (sh *shard) linked(t *Tracker, parent, child uint32, epoch int64) {
+// linked is the verdict "parent found" for a span of service child. A
+// SERVER child answers its CLIENT parent's call; a CLIENT child (the
+// caller's own sidecar relaying the app's call) passes on its answer.
+func (sh *shard) linked(t *Tracker, parent spanVal, pk, key uint64, child uint32, kind uint8, epoch int64) {
 	sh.svcAt(child, epoch).spans++
-	if parent != child {
-		sh.edge(t, parent, child, epoch, 1, 0)
+	if parent.svc != child {
+		sh.edge(t, parent.svc, child, epoch, edgeCounts{linked: 1})
+	}
+	if parent.kind != kindClient || parent.answer {
+		return
+	}
+	switch kind {
+	case kindServer:
+		sh.answer(pk)
+	case kindClient:
+		if v, ok := sh.spans[key]; ok && v.answer {
+			sh.answer(pk)
+		}
+	}
+}
+
+// maxRelay bounds how many CLIENT spans one answer walks up through: an
+// app's span, its sidecar's, and a few client-side retries or wrappers.
+const maxRelay = 8
+
+// answer marks the CLIENT span key as having reached its server side, and
+// the CLIENT spans it relays for (its CLIENT parents). A hinted call's
+// verdict is counted when its wait ends (see expire).
+func (sh *shard) answer(key uint64) {
+	for range maxRelay {
+		v, ok := sh.spans[key]
+		if !ok || v.kind != kindClient || v.answer {
+			return
+		}
+		v.answer = true
+		sh.spans[key] = v
+		if v.parent == 0 {
+			return
+		}
+		key = v.parent
 	}
 }
 
@@ -341,25 +409,31 @@ func (sh *shard) add(t *Tracker, s *obsSpan, now int64) {
 		delete(sh.spans, sh.spanQ.pop().key)
 		t.evicted[tableSpans].Add(1)
 	}
-	sh.spans[key] = s.svc
+	var pk uint64
+	if s.parent != 0 {
+		pk = spanKey(s.trace, s.parent)
+	}
+	sh.spans[key] = spanVal{parent: pk, svc: s.svc, peer: s.peer, kind: s.kind}
 	sh.spanQ.push(spanRec{key, now})
+	if s.peer != 0 {
+		sh.edge(t, s.svc, s.peer, epoch, edgeCounts{hinted: 1})
+		if sh.calls.n >= sh.maxSpans {
+			sh.calls.pop() // no verdict for that call
+			t.evicted[tableCalls].Add(1)
+		}
+		sh.calls.push(spanRec{key, now + t.graceNs})
+	}
 
 	if s.parent == 0 {
 		sh.svcAt(s.svc, epoch).spans++
+	} else if pv, ok := sh.spans[pk]; ok {
+		sh.linked(t, pv, pk, key, s.svc, s.kind, epoch)
 	} else {
-		pk := spanKey(s.trace, s.parent)
-		if psvc, ok := sh.spans[pk]; ok {
-			sh.linked(t, psvc, s.svc, epoch)
-		} else {
-			if sh.pending.n >= sh.maxPending {
-				sh.pending.pop() // no verdict: neither found nor given its full wait
-				t.evicted[tablePending].Add(1)
-			}
-			sh.pending.push(pendingRec{parentKey: pk, deadline: now + t.graceNs, svc: s.svc})
+		if sh.pending.n >= sh.maxPending {
+			sh.pending.pop() // no verdict: neither found nor given its full wait
+			t.evicted[tablePending].Add(1)
 		}
-	}
-	if s.peer != 0 {
-		sh.edge(t, s.svc, s.peer, epoch, 0, 1)
+		sh.pending.push(pendingRec{parentKey: pk, key: key, deadline: now + t.graceNs, svc: s.svc, kind: s.kind})
 	}
 	sh.noteTrace(t, s, now)
 }
@@ -382,31 +456,49 @@ func (sh *shard) noteTrace(t *Tracker, s *obsSpan, now int64) {
 				sh.slab = append(sh.slab, traceRec{})
 				idx = int32(len(sh.slab) - 1)
 			}
-			sh.slab[idx] = traceRec{first: now}
+			tr := &sh.slab[idx]
+			tr.first, tr.root, tr.svcs = now, false, tr.svcs[:0]
 			sh.traces[s.trace] = idx
 			sh.traceQ.push(traceQRec{key: s.trace, idx: idx})
 		}
-		sh.lastTrace, sh.lastIdx, sh.lastOK = s.trace, idx, true
+		sh.lastTrace, sh.lastIdx, sh.lastOK, sh.lastSvc = s.trace, idx, true, noService
 	}
 	tr := &sh.slab[idx]
 	if s.parent == 0 {
 		tr.root = true
 	}
-	for i := range tr.svcs {
-		if tr.svcs[i] == s.svc+1 {
-			break
-		}
-		if tr.svcs[i] == 0 {
-			tr.svcs[i] = s.svc + 1
-			break
+	if s.svc != sh.lastSvc {
+		sh.lastSvc = s.svc
+		tr.addService(t, s.svc)
+	}
+}
+
+// addService adds svc to the trace's services unless it is there or the
+// list is full (counted as an eviction). The list grows by doubling up to
+// MaxTraceServices, so its capacity never exceeds the bound.
+func (tr *traceRec) addService(t *Tracker, svc uint32) {
+	for _, id := range tr.svcs {
+		if id == svc {
+			return
 		}
 	}
+	limit := t.cfg.MaxTraceServices
+	if len(tr.svcs) >= limit {
+		t.evicted[tableTraceServices].Add(1)
+		return
+	}
+	if len(tr.svcs) == cap(tr.svcs) {
+		grown := make([]uint32, len(tr.svcs), min(limit, max(4, 2*cap(tr.svcs))))
+		copy(grown, tr.svcs)
+		tr.svcs = grown
+	}
+	tr.svcs = append(tr.svcs, svc)
 }
 
 // verdict ends a trace's wait; judge false (an eviction) removes it
 // without counting it either way.
 func (sh *shard) verdict(t *Tracker, q traceQRec, epoch int64, judge bool) {
-	tr := sh.slab[q.idx]
+	tr := &sh.slab[q.idx]
 	delete(sh.traces, q.key)
 	sh.free = append(sh.free, q.idx)
 	sh.lastOK = false
@@ -414,14 +506,11 @@ func (sh *shard) verdict(t *Tracker, q traceQRec, epoch int64, judge bool) {
 		return
 	}
 	for _, id := range tr.svcs {
-		if id == 0 {
-			break
-		}
-		c := sh.svcAt(id-1, epoch)
+		c := sh.svcAt(id, epoch)
 		c.traces++
 		if !tr.root {
 			c.rootless++
-			t.names.info(id - 1).rootless.Add(1)
+			t.names.info(id).rootless.Add(1)
 		}
 	}
 }
@@ -433,10 +522,21 @@ func (sh *shard) expire(t *Tracker, now int64) {
 	// reader or a request came by to settle them.
 	for sh.pending.n > 0 && sh.pending.front().deadline <= now {
 		p := sh.pending.pop()
-		if psvc, ok := sh.spans[p.parentKey]; ok {
-			sh.linked(t, psvc, p.svc, t.epoch(p.deadline))
+		if pv, ok := sh.spans[p.parentKey]; ok {
+			sh.linked(t, pv, p.parentKey, p.key, p.svc, p.kind, t.epoch(p.deadline))
 		} else {
 			sh.orphan(t, p.svc, t.epoch(p.deadline))
+		}
+	}
+	// After the children: a call is answered by a child that was waiting.
+	for sh.calls.n > 0 && sh.calls.front().at <= now {
+		c := sh.calls.pop()
+		if v, ok := sh.spans[c.key]; ok && v.peer != 0 {
+			n := edgeCounts{unanswered: 1}
+			if v.answer {
+				n = edgeCounts{answered: 1}
+			}
+			sh.edge(t, v.svc, v.peer, t.epoch(c.at), n)
 		}
 	}
 	for sh.spanQ.n > 0 && sh.spanQ.front().at+t.retainNs <= now {
@@ -544,9 +644,24 @@ type Edge struct {
 	// Hinted counts Parent's CLIENT spans naming Child as their peer,
 	// whether or not Child's spans arrived.
 	Hinted uint64 `json:"hinted"`
+	// Answered counts those CLIENT spans whose call reached a SERVER span
+	// within the grace period: their child, or the child of the CLIENT
+	// spans they are the parent of (an instrumented app's call relayed by
+	// its own sidecar). Unanswered counts the others; a call still in its
+	// grace period is neither.
+	Answered   uint64 `json:"answered"`
+	Unanswered uint64 `json:"unanswered"`
 	// ChildReports says Child sends spans itself; a reporting child with
 	// hints but no calls lost its server-side spans.
 	ChildReports bool `json:"childReports"`
+}
+
+// Lost says the call's server side is missing: Child reports spans, and
+// of Parent's calls to it that waited their grace period, none was linked
+// to a span of Child nor reached any SERVER span, directly or through the
+// caller's own sidecar.
+func (e Edge) Lost() bool {
+	return e.ChildReports && e.Calls == 0 && e.Answered == 0 && e.Unanswered > 0
 }
 
 // Edges returns the edges seen within the window, sorted by parent then
@@ -558,20 +673,22 @@ func (t *Tracker) Edges() []Edge {
 	now := t.cfg.Now().UnixNano()
 	t.advance(now)
 	cur := t.epoch(now)
-	type pair struct{ linked, hinted uint64 }
+	type pair struct{ linked, hinted, answered, unanswered uint64 }
 	sum := map[uint64]*pair{}
 	for s := range t.shards {
 		sh := &t.shards[s]
 		sh.mu.Lock()
 		for k, w := range sh.edges {
-			var l, h uint64
+			var l, h, a, u uint64
 			for _, b := range w {
 				if b.epoch > cur-numBuckets && b.epoch <= cur {
 					l += b.linked
 					h += b.hinted
+					a += b.answered
+					u += b.unanswered
 				}
 			}
-			if l == 0 && h == 0 {
+			if l == 0 && h == 0 && a == 0 && u == 0 {
 				delete(sh.edges, k) // out of the window: room for new pairs
 				continue
 			}
@@ -582,6 +699,8 @@ func (t *Tracker) Edges() []Edge {
 			}
 			p.linked += l
 			p.hinted += h
+			p.answered += a
+			p.unanswered += u
 		}
 		sh.mu.Unlock()
 	}
@@ -615,6 +734,8 @@ func (t *Tracker) Edges() []Edge {
 		}
 		e.Calls += p.linked
 		e.Hinted += p.hinted
+		e.Answered += p.answered
+		e.Unanswered += p.unanswered
 	}
 	out := make([]Edge, 0, len(merged))
 	for _, e := range merged {

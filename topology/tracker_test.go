@@ -8,9 +8,11 @@ import (
 	"fmt"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/traceport/traceport/bench"
+	"github.com/traceport/traceport/translate"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -152,9 +155,9 @@ func TestSeed(t *testing.T) {
 	}
 	t.Run("healthy", func(t *testing.T) {
 		f(t, true, []Edge{
-			{Parent: authApp, Child: "postgres.db", Hinted: 10},
+			{Parent: authApp, Child: "postgres.db", Hinted: 10, Unanswered: 10},
 			{Parent: authSC, Child: authApp, Calls: 10, ChildReports: true},
-			{Parent: gw, Child: authSC, Calls: 10, Hinted: 10, ChildReports: true},
+			{Parent: gw, Child: authSC, Calls: 10, Hinted: 10, Answered: 10, ChildReports: true},
 		}, map[string]uint64{}, 0)
 	})
 	t.Run("sidecar path cut", func(t *testing.T) {
@@ -163,8 +166,8 @@ func TestSeed(t *testing.T) {
 		// SDK SERVER span is an orphan. The hinted callee auth-api.auth is the
 		// workload of the SDK's auth-api, so the broken edge points there.
 		f(t, false, []Edge{
-			{Parent: authApp, Child: "postgres.db", Hinted: 10},
-			{Parent: gw, Child: authApp, Hinted: 10, ChildReports: true},
+			{Parent: authApp, Child: "postgres.db", Hinted: 10, Unanswered: 10},
+			{Parent: gw, Child: authApp, Hinted: 10, Unanswered: 10, ChildReports: true},
 		}, map[string]uint64{authApp: 10}, 0)
 	})
 }
@@ -382,7 +385,9 @@ func TestWorkload(t *testing.T) {
 }
 
 // seedGraph is the seed's cluster with the auth workload's sidecar path
-// cut and the others healthy: the input of the golden files.
+// cut and the others healthy, plus an instrumented frontend calling cart
+// through its own sidecar and Envoy's shared-span shape: the input of the
+// golden files.
 func seedGraph(t testing.TB) *Tracker {
 	t.Helper()
 	tr, c, _ := newTracker(t, Config{})
@@ -403,6 +408,16 @@ func seedGraph(t testing.TB) *Tracker {
 			tr.Observe("zipkin", request(t, z...))
 			tr.Observe("otlp_grpc", request(t, o...))
 		}
+		for _, s := range instrumentedCall(hex.EncodeToString([]byte{byte(i), 9, 1}), true) {
+			tr.Observe(s.protocol, request(t, s.spans...))
+		}
+	}
+	for _, s := range sharedSpanCall(t) {
+		body := s.raw
+		if body == nil {
+			body = request(t, s.spans...)
+		}
+		tr.Observe(s.protocol, body)
 	}
 	c.advance(31 * time.Second)
 	return tr
@@ -459,11 +474,18 @@ func TestSVGGolden(t *testing.T) {
 	for _, want := range []string{
 		`class="edge linked" data-parent="istio-ingressgateway.istio-system" data-child="chat-api.chat"`,
 		`class="edge broken" data-parent="istio-ingressgateway.istio-system" data-child="auth-api"`,
+		`class="edge relayed" data-parent="frontend" data-child="cart.shop"`,
+		`class="edge linked" data-parent="frontend.shop" data-child="cart.shop"`,
+		`class="edge linked" data-parent="character-api.character" data-child="chat-api.chat"`,
+		`class="edge relayed" data-parent="character-api" data-child="chat-api.chat"`,
 		`data-service="auth-api"`,
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("SVG lacks %s", want)
 		}
+	}
+	if n := strings.Count(b.String(), `class="edge broken"`); n != 2 {
+		t.Errorf("%d broken edges, want 2 (gateway → auth-api and chat-api → auth-api, whose server side is missing)", n)
 	}
 	var empty bytes.Buffer
 	WriteSVG(&empty, nil, nil)
@@ -509,5 +531,282 @@ func TestSampleRatio(t *testing.T) {
 			}
 			verdict[id] = w
 		}
+	}
+}
+
+// chain is one trace through n services, each span the child of the one
+// before; without root, the first service's span is missing.
+func chain(trace string, n int, withRoot bool) []sp {
+	var spans []sp
+	for i := 1; i <= n; i++ {
+		s := sp{svc: fmt.Sprintf("svc%d", i), trace: trace, id: fmt.Sprintf("%x", i), kind: ptrace.SpanKindServer}
+		if i > 1 {
+			s.parent = fmt.Sprintf("%x", i-1)
+		}
+		if i > 1 || withRoot {
+			spans = append(spans, s)
+		}
+	}
+	return spans
+}
+
+// TestLongTraces: every service of a trace gets its trace verdict, however
+// long the chain, each request holding one hop as sidecars and SDKs send.
+func TestLongTraces(t *testing.T) {
+	f := func(name string, withRoot bool, wantRootless uint64) {
+		t.Run(name, func(t *testing.T) {
+			tr, c, reg := newTracker(t, Config{Grace: 10 * time.Second})
+			const n = 6
+			spans := chain("1", n, withRoot)
+			for _, s := range spans {
+				tr.Observe("otlp_grpc", request(t, s))
+			}
+			c.advance(11 * time.Second)
+			got := map[string]ServiceHealth{}
+			for _, h := range tr.Health() {
+				got[h.Service] = h
+			}
+			for _, s := range spans {
+				h := got[s.svc]
+				if h.Traces != 1 || h.Rootless != wantRootless {
+					t.Errorf("%s: traces %d rootless %d, want 1 and %d", s.svc, h.Traces, h.Rootless, wantRootless)
+				}
+				if m := testutil.ToFloat64(collectorFor(reg, "traceport_rootless_traces_total", s.svc)); m != float64(wantRootless) {
+					t.Errorf("traceport_rootless_traces_total{service=%q} = %g, want %d", s.svc, m, wantRootless)
+				}
+			}
+			if e := tr.Edges(); len(e) != len(spans)-1 {
+				t.Errorf("dependency preview: %d edges, want %d: %+v", len(e), len(spans)-1, e)
+			}
+		})
+	}
+	f("with root", true, 0)
+	f("root missing", false, 1)
+}
+
+// TestTraceServicesBound: a trace remembers at most MaxTraceServices
+// services (4 bytes each, the slot's capacity included); the rest are
+// counted as evicted and the first ones still get their verdict.
+func TestTraceServicesBound(t *testing.T) {
+	const limit, n = 64, 100
+	tr, c, reg := newTracker(t, Config{Grace: 10 * time.Second})
+	for _, s := range chain("1", n, false) {
+		tr.Observe("otlp_grpc", request(t, s))
+	}
+	for s := range tr.shards {
+		for _, rec := range tr.shards[s].slab {
+			if cap(rec.svcs) > limit {
+				t.Errorf("a waiting trace holds room for %d services, want at most %d", cap(rec.svcs), limit)
+			}
+		}
+	}
+	c.advance(11 * time.Second)
+	judged := 0
+	for _, h := range tr.Health() {
+		judged += int(h.Traces)
+	}
+	if judged != limit {
+		t.Errorf("%d services judged the trace, want the first %d", judged, limit)
+	}
+	wantEvicted := float64(n - 1 - limit)
+	if got := testutil.ToFloat64(collectorFor(reg, "traceport_topology_evicted_total", "trace_services")); got != wantEvicted {
+		t.Errorf(`traceport_topology_evicted_total{table="trace_services"} = %g, want %g`, got, wantEvicted)
+	}
+}
+
+const (
+	frontApp     = "frontend"      // the SDK's service, namespace shop
+	frontSidecar = "frontend.shop" // its sidecar's Zipkin service
+	cartSidecar  = "cart.shop"     // the callee's sidecar
+	cartApp      = "cart"          // the callee's SDK, namespace shop
+	cartHost     = "cart.shop.svc.cluster.local"
+	cartCluster  = "outbound|8080||" + cartHost
+	chatSidecar  = "chat-api.chat" // the shared-span fixture's callee
+	charSidecar  = "character-api.character"
+)
+
+// step is one request: what a sender flushed, as spans or as a body the
+// receiver already converted.
+type step struct {
+	protocol string
+	spans    []sp
+	raw      []byte
+}
+
+// instrumentedCall is the usual Istio shape with an instrumented caller:
+// the app's CLIENT span is the parent of its own sidecar's outbound
+// CLIENT span, which is the parent of the callee sidecar's SERVER span,
+// which is the parent of the callee app's SERVER span. Four senders, four
+// requests; withCallee false drops the callee's sidecar span.
+func instrumentedCall(trace string, withCallee bool) []step {
+	steps := []step{
+		{protocol: "otlp_grpc", spans: []sp{{svc: frontApp, ns: "shop", trace: trace, id: "a1", kind: ptrace.SpanKindClient, attrs: map[string]string{"server.address": cartHost + ":8080"}}}},
+		{protocol: "zipkin", spans: []sp{{svc: frontSidecar, trace: trace, id: "b1", parent: "a1", kind: ptrace.SpanKindClient, attrs: map[string]string{"upstream_cluster": cartCluster}}}},
+		{protocol: "otlp_http", spans: []sp{{svc: cartApp, ns: "shop", trace: trace, id: "d1", parent: "c1", kind: ptrace.SpanKindServer}}},
+	}
+	if withCallee {
+		steps = append(steps, step{protocol: "zipkin", spans: []sp{{svc: cartSidecar, trace: trace, id: "c1", parent: "b1", kind: ptrace.SpanKindServer, attrs: map[string]string{"upstream_cluster": "inbound|8080||"}}}})
+	}
+	return steps
+}
+
+// sharedSpanCall is Envoy with shared_span_context (the field's fixture:
+// the SERVER half carries the CLIENT half's id; the receiver gives it
+// translate.SharedServerSpanID) under the calling app's own CLIENT span.
+func sharedSpanCall(t testing.TB) []step {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "translate", "testdata", "zipkin", "envoy-shared-span.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	td, _, err := translate.ZipkinV2JSON(body, translate.ZipkinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sidecars, _, _ := translate.TracesToOTLP(td, nil, nil)
+	app := sp{svc: "character-api", ns: "character", trace: "4e441824ec2b6a44", id: "1a2b3c4d5e6f7081", kind: ptrace.SpanKindClient,
+		attrs: map[string]string{"server.address": "chat-api.chat.svc.cluster.local:8000"}}
+	return []step{{protocol: "otlp_grpc", spans: []sp{app}}, {protocol: "zipkin", raw: sidecars}}
+}
+
+// TestCallVerdicts pins which calls the page and /api/dependencies call
+// lost: only those whose server side is missing, whatever order the
+// senders flush in.
+func TestCallVerdicts(t *testing.T) {
+	type want struct {
+		parent, child string
+		lost          bool
+	}
+	f := func(name string, steps []step, wants []want) {
+		t.Run(name, func(t *testing.T) {
+			for _, order := range permutations(len(steps)) {
+				tr, c, _ := newTracker(t, Config{Grace: 10 * time.Second})
+				for _, i := range order {
+					body := steps[i].raw
+					if body == nil {
+						body = request(t, steps[i].spans...)
+					}
+					tr.Observe(steps[i].protocol, body)
+					c.advance(time.Second)
+				}
+				// Within the grace period no call has its verdict yet.
+				for _, e := range tr.Edges() {
+					if e.Lost() {
+						t.Errorf("order %v: %s → %s lost before its calls' grace period ended: %+v", order, e.Parent, e.Child, e)
+					}
+				}
+				c.advance(11 * time.Second)
+				edges := map[string]Edge{}
+				for _, e := range tr.Edges() {
+					edges[e.Parent+" → "+e.Child] = e
+				}
+				lostWanted := map[string]bool{}
+				for _, w := range wants {
+					k := w.parent + " → " + w.child
+					lostWanted[k] = w.lost
+					if e, ok := edges[k]; !ok {
+						t.Errorf("order %v: no edge %s in %+v", order, k, edges)
+					} else if e.Lost() != w.lost {
+						t.Errorf("order %v: %s lost = %v, want %v (%+v)", order, k, e.Lost(), w.lost, e)
+					}
+				}
+				for k, e := range edges {
+					if e.Lost() && !lostWanted[k] {
+						t.Errorf("order %v: %s lost, want healthy: %+v", order, k, e)
+					}
+				}
+			}
+		})
+	}
+	f("app CLIENT → own sidecar CLIENT → callee sidecar SERVER", instrumentedCall("1", true), []want{
+		{frontApp, cartSidecar, false}, {frontApp, frontSidecar, false}, {frontSidecar, cartSidecar, false}, {cartSidecar, cartApp, false},
+	})
+	f("callee sidecar path cut", instrumentedCall("1", false), []want{
+		// cart.shop reports nothing: the hints fold into the app's service.
+		{frontApp, cartApp, true}, {frontSidecar, cartApp, true},
+	})
+	f("Envoy shared_span_context", sharedSpanCall(t), []want{
+		{"character-api", charSidecar, false}, {charSidecar, chatSidecar, false}, {"character-api", chatSidecar, false},
+	})
+	z, o := seedTrace("1", false)
+	f("gateway → auth-api, server side missing", []step{{protocol: "zipkin", spans: z}, {protocol: "otlp_grpc", spans: o}}, []want{{gw, authApp, true}})
+	z, o = seedTrace("1", true)
+	f("gateway → auth-api, healthy", []step{{protocol: "zipkin", spans: z}, {protocol: "otlp_grpc", spans: o}}, []want{{gw, authSC, false}})
+}
+
+// permutations lists every order of 0..n-1.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{{}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for i := 0; i <= len(p); i++ {
+			q := append(append(append([]int{}, p[:i]...), n-1), p[i:]...)
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// TestSVGLayout: the graph scales to its container, and its columns are
+// tight — a workload's sidecar and app share one, and the app ↔ own
+// sidecar cycle of every instrumented workload leaves no empty column — so
+// that a gateway calling a chain of five workloads fits a 1,400 px window at
+// full scale.
+func TestSVGLayout(t *testing.T) {
+	edges := []Edge{
+		{Parent: gw, Child: "svc1.shop", Calls: 1, ChildReports: true},
+		{Parent: "svc1.shop", Child: "svc1", Calls: 1, ChildReports: true}, // sidecar → app
+		{Parent: "svc1", Child: "svc1.shop", Calls: 1, ChildReports: true}, // app → own sidecar
+		{Parent: "svc1", Child: "svc2.shop", Hinted: 1, Answered: 1, ChildReports: true},
+	}
+	health := []ServiceHealth{{Service: "svc1", Workload: "svc1.shop"}}
+	for i := 1; i < 5; i++ {
+		edges = append(edges, Edge{Parent: fmt.Sprintf("svc%d.shop", i), Child: fmt.Sprintf("svc%d.shop", i+1), Calls: 1, ChildReports: true})
+	}
+	var b bytes.Buffer
+	if err := WriteSVG(&b, edges, health); err != nil {
+		t.Fatal(err)
+	}
+	svg := b.String()
+	var w, h int
+	if _, err := fmt.Sscanf(svg[strings.Index(svg, `viewBox="`):], `viewBox="0 0 %d %d"`, &w, &h); err != nil || !strings.Contains(svg, `width="100%"`) {
+		t.Fatalf("want a viewBox and width 100%%: %v\n%s", err, svg)
+	}
+	// The page's graph box is the window less the body's margins.
+	if w > 1340 {
+		t.Errorf("natural width %d px: six columns do not fit a 1,400 px window at full scale", w)
+	}
+	type box struct{ x, y int }
+	nodes := map[string]box{}
+	for rest := svg; ; {
+		i := strings.Index(rest, `<g class="node" data-service="`)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(`<g class="node" data-service="`):]
+		name := rest[:strings.IndexByte(rest, '"')]
+		var bx box
+		j := strings.Index(rest, `<rect x="`)
+		fmt.Sscanf(rest[j:], `<rect x="%d" y="%d"`, &bx.x, &bx.y)
+		nodes[name] = bx
+	}
+	cols := map[int]bool{}
+	for _, bx := range nodes {
+		cols[bx.x] = true
+	}
+	xs := slices.Sorted(maps.Keys(cols))
+	if len(xs) != 6 {
+		t.Errorf("%d columns at x %v, want 6: gateway, svc1.shop with svc1, svc2.shop … svc5.shop", len(xs), xs)
+	}
+	for i := 2; i < len(xs); i++ {
+		if xs[i]-xs[i-1] != xs[1]-xs[0] {
+			t.Errorf("columns at x %v: uneven steps, an empty column", xs)
+			break
+		}
+	}
+	if sc, app := nodes["svc1.shop"], nodes["svc1"]; sc.x != app.x || sc.y >= app.y {
+		t.Errorf("svc1.shop at %v, its app svc1 at %v: want the app in the sidecar's column, below it", sc, app)
 	}
 }

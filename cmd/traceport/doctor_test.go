@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,6 +159,148 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("exit %d, want 2", code)
 		}
 	})
+}
+
+// TestDoctorNotTraceport points the doctor at real servers that are not
+// traceport. Every path must get a cause in words, the exit status must be
+// 1, and the doctor must return as soon as every send failed: its
+// --timeout is ten minutes, the test gives it one, and it must not have
+// polled /api/sources or /metrics at all.
+func TestDoctorNotTraceport(t *testing.T) {
+	paths := []string{"zipkin json", "zipkin proto", "otlp grpc", "otlp http"}
+	f := func(name, endpoint string, want map[string]string, gets func() int) {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			d, _ := newDoctor([]string{"--endpoint", endpoint, "--timeout", "10m"}, &errOut)
+			done := make(chan int, 1)
+			go func() { done <- d.run(&out) }()
+			var code int
+			select {
+			case code = <-done:
+			case <-time.After(time.Minute):
+				t.Fatalf("doctor still running after 1 min with --timeout 10m: it waits for its timeout")
+			}
+			t.Logf("traceport doctor --endpoint %s → %d\n%s", endpoint, code, out.String())
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if d.polls != 0 {
+				t.Errorf("polled /api/sources and /metrics %d times after every send had failed, want 0", d.polls)
+			}
+			if gets != nil {
+				if n := gets(); n != 2 {
+					t.Errorf("%d GETs of /api/sources and /metrics, want 2 (one each, before the probes)", n)
+				}
+			}
+			for _, p := range paths {
+				l := line(out.String(), p)
+				if !strings.HasPrefix(l, "✗") || !strings.Contains(l, want[p]) {
+					t.Errorf("%s: %q, want ✗ … %s", p, l, want[p])
+				}
+				for _, raw := range []string{"frame too large", "looked like an HTTP/1.1 header", "malformed HTTP", "<!DOCTYPE", "send failed"} {
+					if strings.Contains(l, raw) {
+						t.Errorf("%s: %q shows a raw error (%s) instead of a cause", p, l, raw)
+					}
+				}
+			}
+		})
+	}
+
+	// A plain web server: net/http, HTTP/1 only, with a Server header.
+	web := func(code int, server string) (string, func() int) {
+		var mu sync.Mutex
+		gets := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet {
+				mu.Lock()
+				gets++
+				mu.Unlock()
+			}
+			w.Header().Set("Server", server)
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(code)
+			io.WriteString(w, "<!DOCTYPE HTML>\n<html><body>Error</body></html>\n")
+		}))
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://"), func() int { mu.Lock(); defer mu.Unlock(); return gets }
+	}
+	notTP := func(server string, code int) map[string]string {
+		status := fmt.Sprintf("%d (%s)", code, http.StatusText(code))
+		return map[string]string{
+			"zipkin json":  "not traceport: " + strconv.Quote(server) + " answered " + status + " for POST /api/v2/spans",
+			"zipkin proto": "not traceport: " + strconv.Quote(server) + " answered " + status + " for POST /api/v2/spans",
+			"otlp http":    "not traceport: " + strconv.Quote(server) + " answered " + status + " for POST /v1/traces",
+			"otlp grpc":    "not traceport: an HTTP/1 server (" + strconv.Quote(server) + ") answered where gRPC (HTTP/2) was expected",
+		}
+	}
+	for _, c := range []struct {
+		code   int
+		server string
+	}{{404, "nginx/1.25.3"}, {405, "Apache/2.4.62"}, {501, "SimpleHTTP/0.6 Python/3.11.2"}} {
+		addr, gets := web(c.code, c.server)
+		f(fmt.Sprintf("web server %d", c.code), addr, notTP(c.server, c.code), gets)
+	}
+
+	// Python's http.server as it answers on the wire: HTTP/1.0 with a
+	// status line to HTTP/1.x requests, and to "PRI * HTTP/2.0" (taken for
+	// HTTP/0.9) an error page without one.
+	py, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { py.Close() })
+	go func() {
+		for {
+			c, err := py.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(time.Minute))
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				page := "<!DOCTYPE HTML>\n<html><body>Error response</body></html>\n"
+				if strings.HasPrefix(line, "PRI ") {
+					io.WriteString(c, page)
+					return
+				}
+				code := "501 Unsupported method ('POST')"
+				if strings.HasPrefix(line, "GET ") {
+					code = "404 File not found"
+				}
+				io.WriteString(c, "HTTP/1.0 "+code+"\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"+page)
+			}()
+		}
+	}()
+	f("python http.server", py.Addr().String(), notTP("SimpleHTTP/0.6 Python/3.11.7", 501), nil)
+
+	// A plain TCP echo.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(time.Minute))
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	echo := "not traceport: " + ln.Addr().String() + " sent the request's own bytes back"
+	f("tcp echo", ln.Addr().String(), map[string]string{"zipkin json": echo, "zipkin proto": echo, "otlp http": echo, "otlp grpc": echo}, nil)
+
+	// A TLS server where the pods send plaintext.
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(tlsSrv.Close)
+	mismatch := "TLS vs plaintext mismatch: " + tlsSrv.Listener.Addr().String() + " completed a TLS handshake"
+	f("tls server", tlsSrv.Listener.Addr().String(), map[string]string{"zipkin json": mismatch, "zipkin proto": mismatch, "otlp http": mismatch, "otlp grpc": mismatch}, nil)
 }
 
 func TestIndexPage(t *testing.T) {

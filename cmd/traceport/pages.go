@@ -134,7 +134,7 @@ th{background:#eceff1} td.n{text-align:right} tr.stale td{color:#b71c1c} tr.prob
 {{range .Report.Findings}}<div class="finding" data-workload="{{.Workload}}" data-kind="{{.Kind}}"><b>{{.Workload}}</b> ({{.Kind}}): {{.Message}}</div>
 {{else}}<div class="ok">Every workload that reports on one path also reports on the other.</div>{{end}}</div>
 <h2>Dependencies</h2>
-<small>Solid: calls linked by parent span (what Jaeger draws). Dashed red: CLIENT spans name a callee that reports spans, but none of its spans is their child (its server side was lost). Dashed grey: the callee reports no spans. Nodes are coloured by orphan share.</small>
+<small>Solid: calls linked by parent span (what Jaeger draws). Dotted grey: an app's calls that reached the callee through its own sidecar (healthy). Dashed red: CLIENT spans name a callee that reports spans, but no call reached a server span, directly or through the caller's sidecar (its server side was lost). Dashed grey: the callee reports no spans. A workload's sidecar and app share a column; nodes are coloured by orphan share.</small>
 <div class="graph">{{.Graph}}</div>
 <h2>Sources</h2>
 <table id="sources"><thead><tr><th>workload</th><th>service</th><th>path</th><th>protocol</th><th>encoding</th><th>spans</th><th>requests</th><th>last seen</th><th>clients</th></tr></thead><tbody>
