@@ -2,7 +2,6 @@ package translate
 
 import (
 	"bytes"
-	"slices"
 	"sync"
 	"unicode/utf8"
 
@@ -270,7 +269,9 @@ func (d *zDecoder) growTags() {
 		room := n + (len(d.body)-d.at)/len(`"":"",`) + 1 // the shortest tag
 		want = max(want, min(est+est/8, room))
 	}
-	d.tags = slices.Grow(d.tags, want-n)
+	grown := make([]zKV, n, want) // not slices.Grow: under -race its append copies twice
+	copy(grown, d.tags)
+	d.tags = grown
 }
 
 // noteTag remembers tags with a meaning beyond an attribute; i is the index in d.tags.

@@ -116,18 +116,27 @@ func (d *zDecoder) byGroup() []int32 {
 	if len(d.groups) == 1 {
 		return nil
 	}
-	next := slices.Grow(d.next[:0], len(d.groups))[:len(d.groups)]
+	next := sized(d.next, len(d.groups))
 	at := int32(0)
 	for j := range d.groups {
 		next[j], at = at, at+int32(d.groups[j].n)
 	}
-	order := slices.Grow(d.order[:0], len(d.spans))[:len(d.spans)]
+	order := sized(d.order, len(d.spans))
 	for i, g := range d.gi {
 		order[next[g]] = int32(i)
 		next[g]++
 	}
 	d.next, d.order = next, order
 	return order
+}
+
+// sized returns s with length n, its contents left as they were: its own
+// array when that is large enough, else a new one of exactly n.
+func sized[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }
 
 // appendResourceSpansHead writes a ResourceSpans field for service svc up
@@ -424,9 +433,9 @@ func (d *zDecoder) appendAttrsMany(b []byte, z *zSpan, skip *[5]int, extra []zAt
 	)
 	n := z.tagHi - z.tagLo
 	size := n + n/2 + 1
-	d.slots = slices.Grow(d.slots[:0], size)[:size]
+	d.slots = sized(d.slots, size)
 	clear(d.slots)
-	d.last = slices.Grow(d.last[:0], n)[:n]
+	d.last = sized(d.last, n)
 	// find returns key's slot, and the first tag j with it (-1: none yet).
 	find := func(h uint32, key []byte) (slot, j int) {
 		for slot = int(uint64(h) * uint64(size) >> 32); ; slot = (slot + 1) % size {
