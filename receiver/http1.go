@@ -169,7 +169,7 @@ func (h *h1Conn) serve() {
 		first = false
 		req, n, ok, err := h.readHead()
 		switch {
-		case isTimeout(err):
+		case err != nil && isTimeout(err): // (isTimeout allocates)
 			h.conn.Close() // as net/http: a head that timed out gets no reply
 			return
 		case !ok:
@@ -359,13 +359,14 @@ func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
 		defer putBody(body)
 	}
 	switch {
+	case err == nil:
 	case err == errOverBudget:
 		return h.refuse(rc.budget.overBudget())
 	case isTimeout(err):
 		// Handed over, net/http would start the clock again: answer as its
 		// handler does when the body read times out.
 		return h.refuse(refuse(reasonReadBody, "reading request body: %v", err))
-	case err != nil:
+	default:
 		hold.free()
 		h.handOff(b) // net/http meets the same cut, and reports it
 		return false
