@@ -147,7 +147,7 @@ func TestHTTP1TimeoutsFireOnce(t *testing.T) {
 			c.SetReadDeadline(time.Now().Add(4 * timeout))
 			reply, _ := io.ReadAll(c)
 			took := time.Since(start)
-			if took < timeout || took > timeout*3/2 {
+			if took < timeout*9/10 || took > timeout*3/2 { // the server's clock starts at its accept, a little before Dial returns
 				t.Errorf("cut after %v, want at %v (twice it is the bug)", took.Round(time.Millisecond), timeout)
 			}
 			t.Logf("cut after %v: %q", took.Round(time.Millisecond), reply)
