@@ -35,23 +35,32 @@ func FilterOTLP(data []byte) ([]byte, Rejected, error) {
 	if err != nil {
 		return nil, Rejected{}, err
 	}
+	if _, err := ScanOTLP(out, nil); err != nil {
+		return nil, Rejected{}, err // damage outside the spans it can drop
+	}
 	return out, rej, nil
 }
 
 func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error) {
 	out := make([]byte, 0, len(b))
-	ssIdx := 0
+	ssIdx, legacyIdx := 0, 0
 	err := otlpEachField(b, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
-		if num != 2 || typ != protowire.BytesType {
+		// scope_spans, or the deprecated instrumentation_library_spans
+		// (field 1000, the same layout) that ScanOTLP checks too.
+		if num != 2 && num != 1000 || typ != protowire.BytesType {
 			out = append(out, field...)
 			return nil
+		}
+		group, idx := "scope_spans", &ssIdx
+		if num == 1000 {
+			group, idx = "instrumentation_library_spans", &legacyIdx
 		}
 		ss := make([]byte, 0, len(value))
 		spanIdx := 0
 		err := otlpEachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num == 2 && typ == protowire.BytesType {
 				if serr := otlpScanSpan(value, 0); serr != nil {
-					rej.Add(fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]: %s", rsIdx, ssIdx, spanIdx, serr.msgPath()))
+					rej.Add(fmt.Sprintf("resource_spans[%d].%s[%d].spans[%d]: %s", rsIdx, group, *idx, spanIdx, serr.msgPath()))
 					spanIdx++
 					return nil
 				}
@@ -60,11 +69,11 @@ func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error)
 			ss = append(ss, field...)
 			return nil
 		})
-		ssIdx++
+		*idx++
 		if err != nil {
 			return err
 		}
-		out = protowire.AppendTag(out, 2, protowire.BytesType)
+		out = protowire.AppendTag(out, num, protowire.BytesType)
 		out = protowire.AppendBytes(out, ss)
 		return nil
 	})
