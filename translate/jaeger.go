@@ -24,7 +24,9 @@ import (
 // span id, or a start or end time pdata cannot hold (before 1970, after
 // 2262), are left out and counted in Rejected. An absent start time, and a
 // log time pdata cannot hold, become timestamp 0. The rest is the Collector's
-// translator; the batch itself is not modified.
+// translator with its default feature gates (the sampled flag is kept in the
+// span flags; an http.status_code tag becomes http.response.status_code); the
+// batch itself is not modified.
 func JaegerBatch(batch *model.Batch) (ptrace.Traces, Rejected) {
 	td := ptrace.NewTraces()
 	var rej Rejected
@@ -41,10 +43,8 @@ func JaegerBatch(batch *model.Batch) (ptrace.Traces, Rejected) {
 }
 
 // jaegerGroups splits a batch's valid spans by process (Process.Equal, in
-// order of first appearance) into batches the translator may edit: each span
-// is a copy without its own Process, with times made safe.
+// order of first appearance) into batches for the translator.
 func jaegerGroups(batch *model.Batch, rej *Rejected) []*model.Batch {
-	copies := make([]model.Span, 0, len(batch.Spans)) // one allocation for the batch's spans
 	var groups []*model.Batch
 	for i, span := range batch.Spans {
 		if span == nil {
@@ -59,8 +59,7 @@ func jaegerGroups(batch *model.Batch, rej *Rejected) []*model.Batch {
 			proc = batch.Process
 		}
 		g := jaegerGroupFor(&groups, proc)
-		copies = append(copies, jaegerSafeCopy(span))
-		g.Spans = append(g.Spans, &copies[len(copies)-1])
+		g.Spans = append(g.Spans, jaegerSafe(span, g.Process))
 	}
 	return groups
 }
@@ -106,35 +105,38 @@ func jaegerUnixNano(t time.Time) (int64, bool) {
 	return sec*1e9 + int64(t.Nanosecond()), true
 }
 
-// jaegerSafeCopy copies a checked span for the translator, which converts
-// times with UnixNano (the zero time and pre-1970 log times wrap around to
-// garbage) and deletes the scope tags from the span's Tags in place.
-func jaegerSafeCopy(span *model.Span) model.Span {
+// jaegerSafe is the span, or a copy of it where the translator would garble
+// or edit it: it converts times with UnixNano (the zero time.Time and log
+// times before 1970 wrap around), deletes the scope tags from the span's Tags
+// in place, and regroups spans by a hash of their own Process, under which
+// equal processes can differ (a float tag of 0 and -0). The copy leaves the
+// process to the group's batch.
+func jaegerSafe(span *model.Span, proc *model.Process) *model.Span {
+	badLog := slices.IndexFunc(span.Logs, func(l model.Log) bool {
+		ns, ok := jaegerUnixNano(l.Timestamp)
+		return !ok || ns == 0
+	})
+	scoped := slices.ContainsFunc(span.Tags, func(t model.KeyValue) bool { return t.Key == jaegerTagScopeName })
+	ownProcess := span.Process != nil && span.Process != proc
+	if !span.StartTime.IsZero() && badLog < 0 && !scoped && !ownProcess {
+		return span
+	}
 	c := *span
 	c.Process = nil
 	if c.StartTime.IsZero() {
 		c.StartTime = time.Unix(0, 0)
 	}
-	for i := range c.Logs {
-		if ns, ok := jaegerUnixNano(c.Logs[i].Timestamp); !ok || ns == 0 {
-			c.Logs = slices.Clone(c.Logs)
-			for j := i; j < len(c.Logs); j++ {
-				ns, ok := jaegerUnixNano(c.Logs[j].Timestamp)
-				if !ok {
-					ns = 0
-				}
-				c.Logs[j].Timestamp = time.Unix(0, ns)
-			}
-			break
+	if badLog >= 0 {
+		c.Logs = slices.Clone(c.Logs)
+		for i := badLog; i < len(c.Logs); i++ {
+			ns, _ := jaegerUnixNano(c.Logs[i].Timestamp) // 0 when out of range
+			c.Logs[i].Timestamp = time.Unix(0, ns)
 		}
 	}
-	for i := range c.Tags {
-		if c.Tags[i].Key == jaegerTagScopeName {
-			c.Tags = slices.Clone(c.Tags)
-			break
-		}
+	if scoped {
+		c.Tags = slices.Clone(c.Tags)
 	}
-	return c
+	return &c
 }
 
 // jaegerTagScopeName is the tag the translator takes a span's scope from.
@@ -146,7 +148,8 @@ const jaegerTagScopeName = "otel.scope.name"
 // JaegerBatch(JaegerBatches(td)) gives td back for what Jaeger can carry.
 // Lost on the way: scope attributes, dropped counts, schema URLs, link
 // attributes (but opentracing.ref_type), link trace state and flags, span
-// flags but the sampled bit, and map or slice attributes become JSON strings.
+// flags but the sampled bit; map or slice attributes become JSON strings, and
+// an http.status_code attribute the tag http.response.status_code.
 func JaegerBatches(td ptrace.Traces) []*model.Batch {
 	return jaegertranslator.ProtoFromTraces(td)
 }

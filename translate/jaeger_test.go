@@ -3,6 +3,7 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -184,6 +185,12 @@ func TestJaegerBatchLeavesBatchAlone(t *testing.T) {
 		s.Process = &model.Process{ServiceName: "svc-" + strconv.Itoa(i)}
 		batch.Spans = append(batch.Spans, s)
 	}
+	// Equal processes (0 == -0) whose bytes, and so hashes, differ.
+	zero := jSpan(20, "float tag 0")
+	zero.Process = &model.Process{ServiceName: "svc-10", Tags: []model.KeyValue{model.Float64("f", 0)}}
+	negZero := jSpan(21, "float tag -0")
+	negZero.Process = &model.Process{ServiceName: "svc-10", Tags: []model.KeyValue{model.Float64("f", math.Copysign(0, -1))}}
+	batch.Spans = append(batch.Spans, zero, negZero)
 	wire := func() []byte {
 		b, err := (&api_v2.PostSpansRequest{Batch: *batch}).Marshal()
 		if err != nil {
@@ -201,6 +208,9 @@ func TestJaegerBatchLeavesBatchAlone(t *testing.T) {
 	second, _ := (&ptrace.JSONMarshaler{}).MarshalTraces(again)
 	if !bytes.Equal(first, second) {
 		t.Fatalf("a second conversion differs\nfirst  %s\nsecond %s", first, second)
+	}
+	if n := td.ResourceSpans().Len(); n != 11 {
+		t.Fatalf("%d resources, want one per distinct process (11)", n)
 	}
 	for i := 0; i < td.ResourceSpans().Len(); i++ {
 		svc, _ := td.ResourceSpans().At(i).Resource().Attributes().Get("service.name")
