@@ -1,6 +1,9 @@
 // Package translate converts trace wire formats (Zipkin v1/v2 JSON, Zipkin
 // proto3, Jaeger api_v2, OTLP) to and from traceport's normal model,
 // pdata's ptrace.Traces, with pure functions: no I/O, no metrics, no globals.
+// Jaeger api_v2 is mapped by the Collector's translator (contrib
+// pkg/translator/jaeger), whose HTTP-convention feature gates are the one
+// process-wide setting this package reads; it sets none.
 //
 // OTLP is not translated at all on the hot path: ScanOTLP validates a
 // serialized ExportTraceServiceRequest and counts its spans per service

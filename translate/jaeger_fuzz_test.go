@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
@@ -8,15 +9,23 @@ import (
 )
 
 // FuzzJaegerBatch feeds PostSpans request bodies: the conversion must not
-// panic, must account for every span, and must give a request ScanOTLP (and
-// so the Collector) accepts.
+// panic, must account for every span, must leave the request as it was and
+// give the same answer twice, and must give a request ScanOTLP (and so the
+// Collector) accepts.
 func FuzzJaegerBatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req api_v2.PostSpansRequest
 		if err := req.Unmarshal(body); err != nil {
 			return
 		}
+		before, err := req.Marshal()
+		if err != nil {
+			return
+		}
 		td, rej := JaegerBatch(&req.Batch)
+		if after, _ := req.Marshal(); !bytes.Equal(before, after) {
+			t.Fatal("JaegerBatch modified the request")
+		}
 		in := 0
 		for _, s := range req.Batch.Spans {
 			if s != nil {
@@ -44,6 +53,10 @@ func FuzzJaegerBatch(f *testing.F) {
 		data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 		if err != nil {
 			t.Fatal(err)
+		}
+		again, _ := JaegerBatch(&req.Batch)
+		if data2, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(again); !bytes.Equal(data, data2) {
+			t.Fatal("a second conversion differs")
 		}
 		counts, err := ScanOTLP(data, nil)
 		if err != nil {

@@ -3,7 +3,9 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -164,6 +166,89 @@ func TestJaegerBatchRejects(t *testing.T) {
 	s = jSpan(2, "x")
 	s.Duration = time.Duration(1<<63 - 1)
 	f(s, "jaeger: span 1: duration 2562047h47m16.854775807s ends out of range")
+}
+
+// The translator deletes scope tags from the spans it is given and converts
+// times with UnixNano, which wraps around before 1678; JaegerBatch gives it
+// copies with safe times, and calls it once per process so that resources
+// keep the batch's order.
+func TestJaegerBatchLeavesBatchAlone(t *testing.T) {
+	scoped := jSpan(1, "scoped", model.String("otel.scope.name", "lib"), model.String("k", "v"))
+	scoped.StartTime = time.Time{}
+	scoped.Logs = []model.Log{
+		{Timestamp: time.Unix(-5, 0), Fields: []model.KeyValue{model.String("event", "before 1970")}},
+		{Fields: []model.KeyValue{model.String("event", "no time")}},
+	}
+	batch := &model.Batch{Process: &model.Process{ServiceName: "svc-0"}, Spans: []*model.Span{scoped}}
+	for i := 1; i < 10; i++ {
+		s := jSpan(uint64(i+1), "own process", model.String("otel.scope.name", "lib"))
+		s.Process = &model.Process{ServiceName: "svc-" + strconv.Itoa(i)}
+		batch.Spans = append(batch.Spans, s)
+	}
+	// Equal processes (0 == -0) whose bytes, and so hashes, differ.
+	zero := jSpan(20, "float tag 0")
+	zero.Process = &model.Process{ServiceName: "svc-10", Tags: []model.KeyValue{model.Float64("f", 0)}}
+	negZero := jSpan(21, "float tag -0")
+	negZero.Process = &model.Process{ServiceName: "svc-10", Tags: []model.KeyValue{model.Float64("f", math.Copysign(0, -1))}}
+	batch.Spans = append(batch.Spans, zero, negZero)
+	wire := func() []byte {
+		b, err := (&api_v2.PostSpansRequest{Batch: *batch}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	before := wire()
+	td, _ := JaegerBatch(batch)
+	if !bytes.Equal(before, wire()) {
+		t.Fatal("JaegerBatch modified the batch it was given")
+	}
+	again, _ := JaegerBatch(batch)
+	first, _ := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	second, _ := (&ptrace.JSONMarshaler{}).MarshalTraces(again)
+	if !bytes.Equal(first, second) {
+		t.Fatalf("a second conversion differs\nfirst  %s\nsecond %s", first, second)
+	}
+	if n := td.ResourceSpans().Len(); n != 11 {
+		t.Fatalf("%d resources, want one per distinct process (11)", n)
+	}
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		svc, _ := td.ResourceSpans().At(i).Resource().Attributes().Get("service.name")
+		if want := "svc-" + strconv.Itoa(i); svc.Str() != want {
+			t.Fatalf("resource %d is %q, want %q (order of first appearance)", i, svc.Str(), want)
+		}
+	}
+	sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	if sp.StartTimestamp() != 0 || sp.EndTimestamp() != pcommon.Timestamp(scoped.Duration) {
+		t.Errorf("absent start time: start %d end %d, want 0 and the duration", sp.StartTimestamp(), sp.EndTimestamp())
+	}
+	for i := 0; i < sp.Events().Len(); i++ {
+		if ev := sp.Events().At(i); ev.Timestamp() != 0 {
+			t.Errorf("event %q at %d, want 0", ev.Name(), ev.Timestamp())
+		}
+	}
+}
+
+// The translator follows the Collector's default HTTP conventions: the
+// deprecated http.status_code is carried as http.response.status_code, both
+// ways, and still sets the span status.
+func TestJaegerHTTPStatusCodeKey(t *testing.T) {
+	td, _ := JaegerBatch(&model.Batch{Spans: []*model.Span{
+		jSpan(1, "x", model.String("span.kind", "server"), model.Int64("http.status_code", 503)),
+	}})
+	sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	if v, ok := sp.Attributes().Get("http.response.status_code"); !ok || v.Int() != 503 || sp.Status().Code() != ptrace.StatusCodeError {
+		t.Fatalf("attributes %v, status %v", sp.Attributes().AsRaw(), sp.Status().Code())
+	}
+	out := ptrace.NewTraces()
+	osp := out.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	osp.SetTraceID(pcommon.TraceID{1})
+	osp.SetSpanID(pcommon.SpanID{2})
+	osp.Attributes().PutStr("http.status_code", "200")
+	tags := JaegerBatches(out)[0].Spans[0].Tags
+	if len(tags) != 1 || tags[0].Key != "http.response.status_code" || tags[0].VStr != "200" {
+		t.Fatalf("tags %+v", tags)
+	}
 }
 
 // jaegerRoundTripTraces holds what Jaeger can carry, arranged as JaegerBatch
