@@ -1,21 +1,159 @@
-package receiver
+package diagnosis
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/traceport/traceport/receiver"
 	"github.com/traceport/traceport/topology"
 	"github.com/traceport/traceport/translate"
 )
+
+// discardSink takes every request and keeps nothing.
+type discardSink struct{}
+
+func (discardSink) Admit(bool) (bool, time.Duration) { return true, 0 }
+func (discardSink) Push(_ []byte, _ int, _ bool, accounted func()) error {
+	accounted()
+	return nil
+}
+
+// testClock is the clock of the report and of the tracker: real time
+// plus an offset the test moves forward, so that sources age without
+// waiting. The receiver stamps its sources with real time; at reads such
+// a stamp as the test clock read at that instant.
+type testClock struct {
+	mu     sync.Mutex
+	shifts []shift
+}
+
+// shift: from this real instant on, the clock is offset ahead.
+type shift struct {
+	from   time.Time
+	offset time.Duration
+}
+
+func (c *testClock) now() time.Time { return c.at(time.Now()) }
+
+func (c *testClock) at(t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var offset time.Duration
+	for _, s := range c.shifts {
+		if !t.Before(s.from) {
+			offset = s.offset
+		}
+	}
+	return t.Add(offset)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	offset := d
+	if n := len(c.shifts); n > 0 {
+		offset += c.shifts[n-1].offset
+	}
+	c.shifts = append(c.shifts, shift{time.Now(), offset})
+}
+
+// clockedTable is the receiver's source table with its stamps on the test
+// clock, as if the receiver ran on it.
+type clockedTable struct {
+	*receiver.Receiver
+	clock *testClock
+}
+
+func (t clockedTable) Sources() []receiver.SourceStat {
+	stats := t.Receiver.Sources()
+	for i := range stats {
+		stats[i].LastSeen = t.clock.at(stats[i].LastSeen)
+	}
+	return stats
+}
+
+// testTraceport is a receiver with diagnosis registered, as
+// cmd/traceport wires them, on a loopback port.
+type testTraceport struct {
+	base string
+	topo *topology.Tracker
+	diag *Diagnosis
+}
+
+func start(t *testing.T, clock *testClock, grace time.Duration) *testTraceport {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	topo := topology.New(topology.Config{Now: clock.now, Grace: grace}, nil)
+	pages := http.NewServeMux()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rc := receiver.New(receiver.Config{MaxRequestBytes: 1 << 20, MaxServices: 100, Observer: topo, Pages: pages}, discardSink{}, reg, reg, log)
+	d := New(Config{SilenceAfter: 5 * time.Minute, Now: clock.now}, topo, clockedTable{rc, clock})
+	d.Register(pages)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go rc.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rc.Shutdown(ctx)
+	})
+	return &testTraceport{base: "http://" + ln.Addr().String(), topo: topo, diag: d}
+}
+
+// post sends one request and returns its status and body.
+func (tp *testTraceport) post(t *testing.T, path, contentType string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(tp.base+path, contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// send posts and wants a 2xx.
+func (tp *testTraceport) send(t *testing.T, path, contentType string, body []byte) {
+	t.Helper()
+	if code, msg := tp.post(t, path, contentType, body); code/100 != 2 {
+		t.Fatalf("POST %s: %d %s", path, code, msg)
+	}
+}
+
+func (tp *testTraceport) getSources(t *testing.T, query string) SourcesReport {
+	t.Helper()
+	resp, err := http.Get(tp.base + "/api/sources" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /api/sources: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var rep SourcesReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
 
 // otlpJSON is one OTLP/HTTP JSON body: one span of service in namespace ns.
 func otlpJSON(service, ns, traceID, spanID, parentID string) []byte {
@@ -40,70 +178,43 @@ func sidecarJSON(app, ns, traceID string, withServer bool) []byte {
 	return []byte("[" + strings.Join(spans, ",") + "]")
 }
 
-func getSources(t *testing.T, addr string) SourcesReport {
+// checkFindings compares findings without their messages, and wants a
+// message on each.
+func checkFindings(t *testing.T, got, want []Finding) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/api/sources")
-	if err != nil {
-		t.Fatal(err)
+	if len(got) != len(want) {
+		t.Fatalf("findings %+v, want %+v", got, want)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("GET /api/sources: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	for i, f := range got {
+		msg := f.Message
+		f.Message = ""
+		if fmt.Sprint(f) != fmt.Sprint(want[i]) || msg == "" {
+			t.Errorf("finding %+v (message %q), want %+v", f, msg, want[i])
+		}
 	}
-	var rep SourcesReport
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-		t.Fatal(err)
-	}
-	return rep
 }
 
 // TestSourcesFindsTheSeed is the seed's outage in one process: the auth
 // workload's app reports over OTLP, its sidecar never reports, every other
 // path works. /api/sources must name auth-api.auth and nothing else.
 func TestSourcesFindsTheSeed(t *testing.T) {
-	clock := time.Unix(1766022480, 0)
-	now := func() time.Time { return clock }
-	topo := topology.New(topology.Config{Now: now}, nil)
-	mux := http.NewServeMux()
-	tr := startReceiver(t, Config{Observer: topo, Pages: mux})
-	tr.rc.sources.now = now
-	opts := SourcesOptions{SilenceAfter: 5 * time.Minute, Workload: topo.Workload, MeshCallee: topo.MeshCallee, Now: now}
-	mux.Handle("/api/sources", tr.rc.SourcesHandler(opts))
-	base := "http://" + tr.addr
-
+	clock := &testClock{}
+	tp := start(t, clock, 0)
 	send := func(app, ns, trace string, sidecar, sdk bool) {
 		t.Helper()
-		if code, body, _ := post(t, h1Client(), base+"/api/v2/spans", "application/json", sidecarJSON(app, ns, trace, sidecar)); code != 202 {
-			t.Fatalf("zipkin: %d %s", code, body)
-		}
+		tp.send(t, "/api/v2/spans", "application/json", sidecarJSON(app, ns, trace, sidecar))
 		if sdk {
-			if code, body, _ := post(t, h1Client(), base+"/v1/traces", "application/json", otlpJSON(app, ns, trace, "00000000000000c1", "000000000000000b")); code != 200 {
-				t.Fatalf("otlp: %d %s", code, body)
-			}
+			tp.send(t, "/v1/traces", "application/json", otlpJSON(app, ns, trace, "00000000000000c1", "000000000000000b"))
 		}
 	}
 	send("auth-api", "auth", "0af7651916cd43dd8448eb211c80319c", false, true)
 	send("chat-api", "chat", "1af7651916cd43dd8448eb211c80319c", true, true)
-	post(t, h1Client(), base+"/api/v2/spans", "application/xml", []byte("<x/>"))
-
-	rep := getSources(t, tr.addr)
-	want := []Finding{{
-		Workload: "auth-api.auth", Kind: FindingSidecarAbsent, Services: []string{"auth-api"},
-	}}
-	check := func(rep SourcesReport, want []Finding) {
-		t.Helper()
-		if len(rep.Findings) != len(want) {
-			t.Fatalf("findings %+v, want %+v", rep.Findings, want)
-		}
-		for i, f := range rep.Findings {
-			msg := f.Message
-			f.Message = ""
-			if fmt.Sprint(f) != fmt.Sprint(want[i]) || msg == "" {
-				t.Errorf("finding %+v (message %q), want %+v", f, msg, want[i])
-			}
-		}
+	if code, _ := tp.post(t, "/api/v2/spans", "application/xml", []byte("<x/>")); code != 415 {
+		t.Fatalf("xml: %d, want 415", code)
 	}
-	check(rep, want)
+
+	rep := tp.getSources(t, "")
+	checkFindings(t, rep.Findings, []Finding{{Workload: "auth-api.auth", Kind: FindingSidecarAbsent, Services: []string{"auth-api"}}})
 	if !strings.Contains(rep.Findings[0].Message, "other sidecars route calls to auth-api.auth") {
 		t.Errorf("the gateway's upstream_cluster names auth-api.auth, the message should say so: %s", rep.Findings[0].Message)
 	}
@@ -114,37 +225,37 @@ func TestSourcesFindsTheSeed(t *testing.T) {
 			if s.Workload != "auth-api.auth" || s.Path != "app" || s.Protocol != "otlp_http" || s.Encoding != "json" || s.Spans != 1 || s.Requests != 1 || s.Stale {
 				t.Errorf("auth-api's source: %+v", s)
 			}
+			if fmt.Sprint(s.Clients) != "[127.0.0.1]" {
+				t.Errorf("auth-api's clients %v, want [127.0.0.1]", s.Clients)
+			}
 		}
 	}
 	if !sawApp {
 		t.Errorf("no source for auth-api: %+v", rep.Sources)
 	}
-	if len(rep.Rejected) != 1 || rep.Rejected[0] != (RejectedStat{Protocol: "zipkin", Reason: "unsupported_media_type", Requests: 1}) {
+	if len(rep.Rejected) != 1 || rep.Rejected[0] != (RejectedEntry{Protocol: "zipkin", Reason: "unsupported_media_type", Requests: 1}) {
 		t.Errorf("rejected %+v", rep.Rejected)
 	}
 
 	// Ten minutes on, chat's sidecar goes quiet while its app still reports,
 	// and auth's app stops while... auth never had a sidecar: no finding
 	// about auth's app (nothing live to compare with).
-	clock = clock.Add(10 * time.Minute)
+	clock.advance(10 * time.Minute)
 	send("scan-api", "scan", "2af7651916cd43dd8448eb211c80319c", true, true) // keeps the mesh live
-	if code, _, _ := post(t, h1Client(), base+"/v1/traces", "application/json", otlpJSON("chat-api", "chat", "3af7651916cd43dd8448eb211c80319c", "00000000000000c1", "000000000000000b")); code != 200 {
-		t.Fatal(code)
-	}
-	check(getSources(t, tr.addr), []Finding{{Workload: "chat-api.chat", Kind: FindingSidecarStale, Services: []string{"chat-api", "chat-api.chat"}}})
+	tp.send(t, "/v1/traces", "application/json", otlpJSON("chat-api", "chat", "3af7651916cd43dd8448eb211c80319c", "00000000000000c1", "000000000000000b"))
+	checkFindings(t, tp.getSources(t, "").Findings, []Finding{{Workload: "chat-api.chat", Kind: FindingSidecarStale, Services: []string{"chat-api", "chat-api.chat"}}})
 
 	// And the reverse: scan's sidecar reports ten minutes later, its app no more.
-	clock = clock.Add(10 * time.Minute)
+	clock.advance(10 * time.Minute)
 	send("scan-api", "scan", "4af7651916cd43dd8448eb211c80319c", true, false)
-	check(getSources(t, tr.addr), []Finding{{Workload: "scan-api.scan", Kind: FindingAppStale, Services: []string{"scan-api", "scan-api.scan"}}})
+	checkFindings(t, tp.getSources(t, "").Findings, []Finding{{Workload: "scan-api.scan", Kind: FindingAppStale, Services: []string{"scan-api", "scan-api.scan"}}})
 }
 
 func TestSourcesProbesRaiseNoFinding(t *testing.T) {
-	tr := startReceiver(t, Config{})
-	base := "http://" + tr.addr
-	post(t, h1Client(), base+"/api/v2/spans", "application/json", sidecarJSON("a", "b", "0af7651916cd43dd8448eb211c80319c", true))
-	post(t, h1Client(), base+"/v1/traces", "application/json", otlpJSON(ProbeService, "", "1af7651916cd43dd8448eb211c80319c", "00000000000000c1", ""))
-	rep := tr.rc.SourcesReport(SourcesOptions{})
+	tp := start(t, &testClock{}, 0)
+	tp.send(t, "/api/v2/spans", "application/json", sidecarJSON("a", "b", "0af7651916cd43dd8448eb211c80319c", true))
+	tp.send(t, "/v1/traces", "application/json", otlpJSON(ProbeService, "", "1af7651916cd43dd8448eb211c80319c", "00000000000000c1", ""))
+	rep := tp.diag.Report()
 	if len(rep.Findings) != 0 {
 		t.Errorf("findings %+v", rep.Findings)
 	}
@@ -157,25 +268,10 @@ func TestSourcesProbesRaiseNoFinding(t *testing.T) {
 	if probes != 1 {
 		t.Errorf("%d probe sources, want 1: %+v", probes, rep.Sources)
 	}
-}
-
-func TestClientsBounded(t *testing.T) {
-	tr := startReceiver(t, Config{})
-	s := tr.rc.sources
-	counts := []translate.ServiceCount{{Service: "a", Spans: 1}}
-	s.add(protoZipkin, encJSON, counts)
-	for i := 0; i < 20; i++ {
-		s.noteClient(protoZipkin, encJSON, counts, fmt.Sprintf("10.0.0.%d:%d", i%12, 40000+i))
-	}
-	rep := tr.rc.SourcesReport(SourcesOptions{})
-	if len(rep.Sources) != 1 {
-		t.Fatalf("sources %+v", rep.Sources)
-	}
-	// 20 requests from 12 hosts: the first 8 hosts kept, the 4 requests
-	// from the other 4 counted; repeats of kept hosts change nothing.
-	got := rep.Sources[0]
-	if len(got.Clients) != maxClients || got.Clients[0] != "10.0.0.0" || got.Clients[7] != "10.0.0.7" || got.MoreClients != 4 {
-		t.Errorf("clients %v, more %d; want 10.0.0.0…7 and 4 more", got.Clients, got.MoreClients)
+	for _, s := range tp.getSources(t, "?probe=false").Sources {
+		if s.Service == ProbeService {
+			t.Errorf("?probe=false still lists %+v", s)
+		}
 	}
 }
 
@@ -186,21 +282,9 @@ func TestClientsBounded(t *testing.T) {
 // the seed's cut sidecar path (lost). Only the last is lost, and only it is a
 // finding.
 func TestCallVerdictsThroughTheReceiver(t *testing.T) {
-	clock := time.Unix(1766022480, 0)
-	now := func() time.Time { return clock }
-	topo := topology.New(topology.Config{Now: now, Grace: 10 * time.Second}, nil)
-	mux := http.NewServeMux()
-	tr := startReceiver(t, Config{Observer: topo, Pages: mux})
-	tr.rc.sources.now = now
-	opts := SourcesOptions{SilenceAfter: 5 * time.Minute, Workload: topo.Workload, MeshCallee: topo.MeshCallee, Now: now}
-	mux.Handle("/api/sources", tr.rc.SourcesHandler(opts))
-	base := "http://" + tr.addr
-	send := func(path, contentType string, body []byte) {
-		t.Helper()
-		if code, msg, _ := post(t, h1Client(), base+path, contentType, body); code/100 != 2 {
-			t.Fatalf("POST %s: %d %s", path, code, msg)
-		}
-	}
+	clock := &testClock{}
+	tp := start(t, clock, 10*time.Second)
+	send := func(path, contentType string, body []byte) { t.Helper(); tp.send(t, path, contentType, body) }
 	appClient := func(service, ns, traceID, spanID, host string) []byte {
 		return []byte(fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}},{"key":"k8s.namespace.name","value":{"stringValue":%q}}]},
 "scopeSpans":[{"spans":[{"traceId":%q,"spanId":%q,"name":"GET","kind":3,"startTimeUnixNano":"1766022480000000000","endTimeUnixNano":"1766022480003000000",
@@ -229,9 +313,9 @@ func TestCallVerdictsThroughTheReceiver(t *testing.T) {
 	send("/api/v2/spans", "application/json", sidecarJSON("auth-api", "auth", "0af7651916cd43dd8448eb211c80319c", false))
 	send("/v1/traces", "application/json", otlpJSON("auth-api", "auth", "0af7651916cd43dd8448eb211c80319c", "00000000000000c1", "000000000000000b"))
 
-	clock = clock.Add(11 * time.Second)
+	clock.advance(11 * time.Second)
 	var lost []string
-	for _, e := range topo.Edges() {
+	for _, e := range tp.topo.Edges() {
 		if e.Lost() {
 			lost = append(lost, e.Parent+" → "+e.Child)
 		}
@@ -240,7 +324,7 @@ func TestCallVerdictsThroughTheReceiver(t *testing.T) {
 		t.Errorf("lost edges %v, want %v", lost, want)
 	}
 	var lostLinks []string
-	for _, l := range topology.DependencyLinks(topo.Edges(), true) {
+	for _, l := range topology.DependencyLinks(tp.topo.Edges(), true) {
 		if l.Lost {
 			lostLinks = append(lostLinks, l.Parent+" → "+l.Child)
 		}
@@ -248,7 +332,7 @@ func TestCallVerdictsThroughTheReceiver(t *testing.T) {
 	if fmt.Sprint(lostLinks) != fmt.Sprint(lost) {
 		t.Errorf("/api/dependencies?hints=true lost links %v, want %v", lostLinks, lost)
 	}
-	rep := getSources(t, tr.addr)
+	rep := tp.getSources(t, "")
 	if len(rep.Findings) != 1 || rep.Findings[0].Workload != "auth-api.auth" {
 		t.Errorf("findings %+v, want auth-api.auth only", rep.Findings)
 	}
