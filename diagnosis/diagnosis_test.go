@@ -73,19 +73,28 @@ func (c *testClock) advance(d time.Duration) {
 	c.shifts = append(c.shifts, shift{time.Now(), offset})
 }
 
-// clockedTable is the receiver's source table with its stamps on the test
-// clock, as if the receiver ran on it.
+// clockedTable is the receiver's source table as cmd/traceport adapts it,
+// with its stamps on the test clock, as if the receiver ran on it.
 type clockedTable struct {
-	*receiver.Receiver
+	rc    *receiver.Receiver
 	clock *testClock
 }
 
-func (t clockedTable) Sources() []receiver.SourceStat {
-	stats := t.Receiver.Sources()
-	for i := range stats {
-		stats[i].LastSeen = t.clock.at(stats[i].LastSeen)
+func (t clockedTable) Sources() []SourceStat {
+	var out []SourceStat
+	for _, s := range t.rc.Sources() {
+		s.LastSeen = t.clock.at(s.LastSeen)
+		out = append(out, SourceStat(s))
 	}
-	return stats
+	return out
+}
+
+func (t clockedTable) Rejections() []RejectedEntry {
+	var out []RejectedEntry
+	for _, r := range t.rc.Rejections() {
+		out = append(out, RejectedEntry(r))
+	}
+	return out
 }
 
 // testTraceport is a receiver with diagnosis registered, as
@@ -153,6 +162,21 @@ func (tp *testTraceport) getSources(t *testing.T, query string) SourcesReport {
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// get fetches path and wants a 200 of contentType.
+func (tp *testTraceport) get(t *testing.T, path, contentType string) string {
+	t.Helper()
+	resp, err := http.Get(tp.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != contentType {
+		t.Fatalf("GET %s: %s %s, want 200 %s: %s", path, resp.Status, resp.Header.Get("Content-Type"), contentType, b)
+	}
+	return string(b)
 }
 
 // otlpJSON is one OTLP/HTTP JSON body: one span of service in namespace ns.
@@ -236,6 +260,24 @@ func TestSourcesFindsTheSeed(t *testing.T) {
 	if len(rep.Rejected) != 1 || rep.Rejected[0] != (RejectedEntry{Protocol: "zipkin", Reason: "unsupported_media_type", Requests: 1}) {
 		t.Errorf("rejected %+v", rep.Rejected)
 	}
+	page := tp.get(t, "/", "text/html; charset=utf-8")
+	for _, want := range []string{
+		`<div class="finding" data-workload="auth-api.auth" data-kind="sidecar_absent"><b>auth-api.auth</b> (sidecar_absent): app spans (OTLP) of auth-api.auth arrive`,
+		`<tr class="" data-service="auth-api" data-protocol="otlp_http"><td>auth-api.auth</td><td>auth-api</td><td>app</td>`,
+		`<td>zipkin</td><td>unsupported_media_type</td><td class="n">1</td>`,
+		`<svg xmlns="http://www.w3.org/2000/svg" id="dependency-graph"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("GET / lacks %s", want)
+		}
+	}
+	if deps := tp.get(t, "/api/dependencies?hints=true", "application/json"); !strings.Contains(deps, `"child": "auth-api",`) {
+		t.Errorf("/api/dependencies?hints=true does not name the gateway's call to auth-api.auth: %s", deps)
+	}
+	if health := tp.get(t, "/api/health", "application/json"); !strings.Contains(health, `"services"`) {
+		t.Errorf("/api/health: %s", health)
+	}
+	tp.get(t, "/ui/graph.svg", "image/svg+xml")
 
 	// Ten minutes on, chat's sidecar goes quiet while its app still reports,
 	// and auth's app stops while... auth never had a sidecar: no finding

@@ -3,8 +3,6 @@ package diagnosis
 import (
 	"sort"
 	"time"
-
-	"github.com/traceport/traceport/receiver"
 )
 
 // ProbeService is the service name of `traceport doctor`'s probe spans: its
@@ -17,12 +15,29 @@ const (
 	pathApp     = "app"     // the app's SDK: OTLP or Jaeger
 )
 
+// protocolZipkin is the protocol of Zipkin sources, as
+// traceport_received_spans_total labels them.
+const protocolZipkin = "zipkin"
+
 // SourceTable is what diagnosis reads of the receiver: what each source
-// sent and from which client hosts, and what was refused.
-// *receiver.Receiver implements it.
+// sent and from which client hosts, and what was refused. cmd/traceport
+// adapts the receiver to it, so diagnosis depends on no part of the
+// receiver.
 type SourceTable interface {
-	Sources() []receiver.SourceStat
-	Rejections() []receiver.RejectedStat
+	Sources() []SourceStat
+	Rejections() []RejectedEntry
+}
+
+// SourceStat is what has been accepted from one (protocol, encoding,
+// service); the same fields as receiver.SourceStat.
+type SourceStat struct {
+	Protocol, Encoding, Service string
+	Spans, Requests             int64
+	LastSeen                    time.Time
+	// Clients are the first client hosts seen (nil: none); MoreClients
+	// counts the requests from hosts beyond them.
+	Clients     []string
+	MoreClients int64
 }
 
 // SourcesReport is GET /api/sources.
@@ -54,9 +69,9 @@ type SourceEntry struct {
 	MoreClients int64    `json:"moreClients,omitempty"`
 }
 
-// RejectedEntry is what was refused from one protocol for one reason.
-// Requests refused before decoding have no service, so refusals are
-// reported per protocol, not per service.
+// RejectedEntry is what was refused from one protocol for one reason
+// (receiver.RejectedStat). Requests refused before decoding have no
+// service, so refusals are reported per protocol, not per service.
 type RejectedEntry struct {
 	Protocol string `json:"protocol"`
 	Reason   string `json:"reason"`
@@ -76,7 +91,10 @@ func (d *Diagnosis) Report() SourcesReport {
 		Time:         now,
 		SilenceAfter: d.cfg.SilenceAfter.String(),
 		Sources:      d.entries(now),
-		Rejected:     rejected(d.table.Rejections()),
+		Rejected:     d.table.Rejections(),
+	}
+	if rep.Rejected == nil {
+		rep.Rejected = []RejectedEntry{}
 	}
 	rep.Findings = findings(rep.Sources, d.cfg.SilenceAfter, d.topo.MeshCallee, now)
 	return rep
@@ -130,16 +148,8 @@ func (d *Diagnosis) workload(service string) string {
 // pathOf tells sidecar spans from SDK spans by protocol: in a mesh, only
 // Envoy speaks Zipkin.
 func pathOf(protocol string) string {
-	if protocol == receiver.ProtocolZipkin {
+	if protocol == protocolZipkin {
 		return pathSidecar
 	}
 	return pathApp
-}
-
-func rejected(stats []receiver.RejectedStat) []RejectedEntry {
-	out := make([]RejectedEntry, 0, len(stats))
-	for _, s := range stats {
-		out = append(out, RejectedEntry{Protocol: s.Protocol, Reason: s.Reason, Requests: s.Requests, Spans: s.Spans})
-	}
-	return out
 }

@@ -13,10 +13,6 @@ import (
 // hosts each source came from, and what was refused for which reason.
 // Package diagnosis turns them into findings.
 
-// ProtocolZipkin is the protocol of Zipkin sources (SourceStat.Protocol):
-// in a mesh, the sidecars' path.
-const ProtocolZipkin = protoZipkin
-
 // maxClients bounds the client addresses kept per source.
 const maxClients = 8
 

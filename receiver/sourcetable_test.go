@@ -39,7 +39,7 @@ func TestRejectionsAndClientsThroughHTTP(t *testing.T) {
 	if code, msg, _ := post(t, h1Client(), base+"/api/v2/spans", "application/json", body); code != 202 {
 		t.Fatalf("zipkin: %d %s", code, msg)
 	}
-	if got, want := tr.rc.Rejections(), []RejectedStat{{Protocol: ProtocolZipkin, Reason: "unsupported_media_type", Requests: 1}}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := tr.rc.Rejections(), []RejectedStat{{Protocol: protoZipkin, Reason: "unsupported_media_type", Requests: 1}}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rejections %+v, want %+v", got, want)
 	}
 	sources := tr.rc.Sources()

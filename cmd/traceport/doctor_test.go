@@ -41,7 +41,7 @@ func startInProcess(t *testing.T, cfg Config) string {
 	rcfg := cfg.receiverConfig(nil)
 	rcfg.Observer, rcfg.Pages, rcfg.Accounts = topo, pages, exp.Accounts()
 	rc := receiver.New(rcfg, exp, reg, reg, log)
-	diagnosis.New(diagnosis.Config{SilenceAfter: time.Minute}, topo, rc).Register(pages)
+	diagnosis.New(diagnosis.Config{SilenceAfter: time.Minute}, topo, sourceTable{rc}).Register(pages)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	pages := http.NewServeMux()
 	rcfg.Observer, rcfg.Pages = topo, pages
 	rc := receiver.New(rcfg, exp, reg, reg, log)
-	diagnosis.New(cfg.Diagnose, topo, rc).Register(pages)
+	diagnosis.New(cfg.Diagnose, topo, sourceTable{rc}).Register(pages)
 
 	var listeners []net.Listener
 	for _, addr := range append([]string{cfg.Listen}, cfg.AlsoListen...) {
