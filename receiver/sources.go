@@ -155,18 +155,24 @@ type SourceStat struct {
 	Protocol, Encoding, Service string
 	Spans, Requests             int64
 	LastSeen                    time.Time
+	// Clients are the first client hosts seen (nil: none); MoreClients
+	// counts the requests from hosts beyond them.
+	Clients     []string
+	MoreClients int64
 }
 
-// snapshot returns every source, sorted, for logs and the sources API.
+// snapshot returns every source, sorted, for logs and diagnosis.
 func (s *sources) snapshot() []SourceStat {
 	s.mu.RLock()
 	out := make([]SourceStat, 0, len(s.bySource))
 	for k, src := range s.bySource {
-		out = append(out, SourceStat{
+		st := SourceStat{
 			Protocol: k.protocol, Encoding: k.encoding, Service: k.service,
 			Spans: src.spans.Load(), Requests: src.requests.Load(),
 			LastSeen: time.Unix(0, src.lastSeen.Load()),
-		})
+		}
+		st.Clients, st.MoreClients = src.clients.list()
+		out = append(out, st)
 	}
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/traceport/traceport/diagnosis"
 	"github.com/traceport/traceport/exporter"
 	"github.com/traceport/traceport/receiver"
 	"github.com/traceport/traceport/translate"
@@ -71,7 +72,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	PprofListen     string
 
-	Diagnose diagnoseConfig // --silence-after, --orphan-grace, --health-window (pages.go)
+	Diagnose diagnosis.Config // --silence-after, --orphan-grace, --health-window, --health-sample-ratio
 
 	LogLevel  string
 	LogFormat string
@@ -110,7 +111,7 @@ func defaultConfig() Config {
 		ShutdownTimeout:      20 * time.Second,
 		LogLevel:             "info",
 		LogFormat:            "text",
-		Diagnose:             defaultDiagnoseConfig(),
+		Diagnose:             diagnosis.DefaultConfig(),
 	}
 }
 
@@ -164,7 +165,11 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
-	c.Diagnose.register(fs)
+	d := &c.Diagnose
+	fs.DurationVar(&d.SilenceAfter, "silence-after", d.SilenceAfter, "a source (service × protocol) silent this long is stale; /api/sources flags a workload whose sidecar or app path went silent")
+	fs.DurationVar(&d.OrphanGrace, "orphan-grace", d.OrphanGrace, "how long a span waits for its parent (and a trace for its root) before it counts as an orphan (rootless)")
+	fs.DurationVar(&d.HealthWindow, "health-window", d.HealthWindow, "sliding window of the orphan ratios and of the dependency preview")
+	fs.Float64Var(&d.HealthSampleRatio, "health-sample-ratio", d.HealthSampleRatio, "share of traces (chosen by trace id, each whole) that trace health and the dependency preview watch; 1 watches all, at about 0.5 µs of CPU per span")
 	return fs
 }
 
@@ -320,8 +325,8 @@ func (c *Config) check() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format %q: want text or json", c.LogFormat)
 	}
-	for _, msg := range c.Diagnose.check() {
-		bad("%s", msg)
+	if err := c.Diagnose.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	exp := c.exporterConfig(nil)
 	if err := exp.Validate(); err != nil {

@@ -34,7 +34,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/traceport/traceport/receiver"
+	"github.com/traceport/traceport/diagnosis"
 )
 
 // probePath is one way spans reach traceport.
@@ -95,7 +95,7 @@ func newDoctor(args []string, stderr io.Writer) (*doctor, int) {
 	jaegerQuery := fs.String("jaeger-query", "", "Jaeger query base URL (e.g. http://jaeger-query:16686) to check the probes landed")
 	timeout := fs.Duration("timeout", 10*time.Second, "time for each probe to be sent, and for all of them to be counted and exported")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "traceport doctor: send one probe span over each path (Zipkin JSON, Zipkin proto, OTLP gRPC, OTLP HTTP) and say how far it got.\n\nUsage: traceport doctor --endpoint HOST:PORT [--jaeger-query URL] [--timeout D]\n\nProbe spans have service.name %q and the tag traceport.probe=true.\n\n", receiver.ProbeService)
+		fmt.Fprintf(stderr, "traceport doctor: send one probe span over each path (Zipkin JSON, Zipkin proto, OTLP gRPC, OTLP HTTP) and say how far it got.\n\nUsage: traceport doctor --endpoint HOST:PORT [--jaeger-query URL] [--timeout D]\n\nProbe spans have service.name %q and the tag traceport.probe=true.\n\n", diagnosis.ProbeService)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -187,7 +187,7 @@ func (d *doctor) run(out io.Writer) int {
 // until every one has its verdict or --timeout ends. It asks nothing when
 // no probe was accepted, and never asks again what failed to answer before
 // the probes were sent: that answer will not change.
-func (d *doctor) await(ctx context.Context, probes []*probe, before receiver.SourcesReport, mBefore doctorMetrics, canSources, canMetrics bool) doctorMetrics {
+func (d *doctor) await(ctx context.Context, probes []*probe, before diagnosis.SourcesReport, mBefore doctorMetrics, canSources, canMetrics bool) doctorMetrics {
 	mAfter := mBefore
 	accepted := 0
 	for _, p := range probes {
@@ -480,7 +480,7 @@ func (d *doctor) sendZipkinJSON(ctx context.Context, p *probe) error {
 	body, _ := json.Marshal([]map[string]any{{
 		"traceId": hex.EncodeToString(p.traceID), "id": hex.EncodeToString(p.spanID), "kind": "SERVER",
 		"name": "traceport doctor probe", "timestamp": now.UnixMicro(), "duration": 1,
-		"localEndpoint": map[string]string{"serviceName": receiver.ProbeService},
+		"localEndpoint": map[string]string{"serviceName": diagnosis.ProbeService},
 		"tags":          map[string]string{"traceport.probe": "true", "traceport.probe.path": p.path.name},
 	}})
 	return d.post(ctx, "/api/v2/spans", "application/json", body, http.StatusAccepted)
@@ -491,7 +491,7 @@ func (d *doctor) sendZipkinProto(ctx context.Context, p *probe) error {
 	body, err := proto.Marshal(&zipkinproto.ListOfSpans{Spans: []*zipkinproto.Span{{
 		TraceId: p.traceID, Id: p.spanID, Kind: zipkinproto.Span_SERVER, Name: "traceport doctor probe",
 		Timestamp: uint64(now.UnixMicro()), Duration: 1,
-		LocalEndpoint: &zipkinproto.Endpoint{ServiceName: receiver.ProbeService},
+		LocalEndpoint: &zipkinproto.Endpoint{ServiceName: diagnosis.ProbeService},
 		Tags:          map[string]string{"traceport.probe": "true", "traceport.probe.path": p.path.name},
 	}}})
 	if err != nil {
@@ -506,7 +506,7 @@ func (d *doctor) otlpRequest(p *probe) *collectortrace.ExportTraceServiceRequest
 	}
 	now := uint64(time.Now().UnixNano())
 	return &collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
-		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", receiver.ProbeService)}},
+		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", diagnosis.ProbeService)}},
 		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{
 			TraceId: p.traceID, SpanId: p.spanID, Name: "traceport doctor probe", Kind: tracepb.Span_SPAN_KIND_SERVER,
 			StartTimeUnixNano: now, EndTimeUnixNano: now + 1000,
@@ -559,8 +559,8 @@ func (d *doctor) get(ctx context.Context, url string) ([]byte, error) {
 	return b, nil
 }
 
-func (d *doctor) sources(ctx context.Context) (receiver.SourcesReport, error) {
-	var rep receiver.SourcesReport
+func (d *doctor) sources(ctx context.Context) (diagnosis.SourcesReport, error) {
+	var rep diagnosis.SourcesReport
 	b, err := d.get(ctx, "http://"+d.endpoint+"/api/sources")
 	if err == nil {
 		err = json.Unmarshal(b, &rep)
@@ -568,9 +568,9 @@ func (d *doctor) sources(ctx context.Context) (receiver.SourcesReport, error) {
 	return rep, err
 }
 
-func probeCount(rep receiver.SourcesReport, pp probePath) int64 {
+func probeCount(rep diagnosis.SourcesReport, pp probePath) int64 {
 	for _, s := range rep.Sources {
-		if s.Service == receiver.ProbeService && s.Protocol == pp.protocol && s.Encoding == pp.encoding {
+		if s.Service == diagnosis.ProbeService && s.Protocol == pp.protocol && s.Encoding == pp.encoding {
 			return s.Spans
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/traceport/traceport/diagnosis"
 	"github.com/traceport/traceport/exporter"
 	"github.com/traceport/traceport/internal/pathcut"
 	"github.com/traceport/traceport/receiver"
@@ -36,11 +37,11 @@ func startInProcess(t *testing.T, cfg Config) string {
 	}
 	exp.Start()
 	topo := topology.New(topology.Config{Grace: time.Second, MaxNames: cfg.MaxServices}, reg)
-	pg := newPages(topo, time.Minute)
+	pages := http.NewServeMux()
 	rcfg := cfg.receiverConfig(nil)
-	rcfg.Observer, rcfg.Pages, rcfg.Accounts = topo, pg, exp.Accounts()
+	rcfg.Observer, rcfg.Pages, rcfg.Accounts = topo, pages, exp.Accounts()
 	rc := receiver.New(rcfg, exp, reg, reg, log)
-	pg.attach(rc)
+	diagnosis.New(diagnosis.Config{SilenceAfter: time.Minute}, topo, sourceTable{rc}).Register(pages)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

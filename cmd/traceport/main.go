@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/traceport/traceport/diagnosis"
 	"github.com/traceport/traceport/exporter"
 	"github.com/traceport/traceport/internal/grpccompress"
 	"github.com/traceport/traceport/receiver"
@@ -88,10 +89,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	rcfg.Accounts = exp.Accounts()
 	// Diagnosis: trace health, GET /, /api/sources, /api/dependencies.
 	topo := topology.New(topology.Config{Grace: cfg.Diagnose.OrphanGrace, Window: cfg.Diagnose.HealthWindow, MaxNames: cfg.MaxServices, SampleRatio: cfg.Diagnose.HealthSampleRatio}, reg)
-	pg := newPages(topo, cfg.Diagnose.SilenceAfter)
-	rcfg.Observer, rcfg.Pages = topo, pg
+	pages := http.NewServeMux()
+	rcfg.Observer, rcfg.Pages = topo, pages
 	rc := receiver.New(rcfg, exp, reg, reg, log)
-	pg.attach(rc)
+	diagnosis.New(cfg.Diagnose, topo, sourceTable{rc}).Register(pages)
 
 	var listeners []net.Listener
 	for _, addr := range append([]string{cfg.Listen}, cfg.AlsoListen...) {

@@ -1,120 +1,23 @@
-package main
+package diagnosis
 
 import (
-	"bytes"
-	"flag"
 	"html/template"
-	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/traceport/traceport/receiver"
 	"github.com/traceport/traceport/topology"
 )
 
-// diagnoseConfig is the part of the configuration for the diagnosis pages
-// and trace health (GET /, /api/sources, /api/dependencies, /api/health).
-type diagnoseConfig struct {
-	SilenceAfter time.Duration
-	OrphanGrace  time.Duration
-	HealthWindow time.Duration
-	// HealthSampleRatio is the share of traces watched for trace health.
-	HealthSampleRatio float64
+// pageData is what the page shows.
+type pageData struct {
+	Report SourcesReport
+	Health []topology.ServiceHealth
+	Edges  []topology.Edge
+	Graph  template.HTML // the dependency graph, inline SVG
+	Stats  topology.Stats
 }
 
-func defaultDiagnoseConfig() diagnoseConfig {
-	return diagnoseConfig{SilenceAfter: 5 * time.Minute, OrphanGrace: 30 * time.Second, HealthWindow: 5 * time.Minute, HealthSampleRatio: 0.25}
-}
-
-// register binds the settings to their flags (and so to TRACEPORT_* and
-// the YAML file, which follow the flag names).
-func (d *diagnoseConfig) register(fs *flag.FlagSet) {
-	fs.DurationVar(&d.SilenceAfter, "silence-after", d.SilenceAfter, "a source (service × protocol) silent this long is stale; /api/sources flags a workload whose sidecar or app path went silent")
-	fs.DurationVar(&d.OrphanGrace, "orphan-grace", d.OrphanGrace, "how long a span waits for its parent (and a trace for its root) before it counts as an orphan (rootless)")
-	fs.DurationVar(&d.HealthWindow, "health-window", d.HealthWindow, "sliding window of the orphan ratios and of the dependency preview")
-	fs.Float64Var(&d.HealthSampleRatio, "health-sample-ratio", d.HealthSampleRatio, "share of traces (chosen by trace id, each whole) that trace health and the dependency preview watch; 1 watches all, at about 0.5 µs of CPU per span")
-}
-
-func (d diagnoseConfig) check() []string {
-	var bad []string
-	if d.SilenceAfter <= 0 {
-		bad = append(bad, "silence-after: want > 0")
-	}
-	if d.OrphanGrace <= 0 {
-		bad = append(bad, "orphan-grace: want > 0")
-	}
-	if d.HealthSampleRatio <= 0 || d.HealthSampleRatio > 1 {
-		bad = append(bad, "health-sample-ratio: want more than 0 and at most 1")
-	}
-	if d.HealthWindow < d.OrphanGrace {
-		bad = append(bad, "health-window: want at least orphan-grace")
-	}
-	return bad
-}
-
-// pages serves the diagnosis endpoints on the one port. The receiver is
-// attached after it is built, since it needs pages in its Config first.
-type pages struct {
-	mux  *http.ServeMux
-	topo *topology.Tracker
-	opts receiver.SourcesOptions
-	rc   atomic.Pointer[receiver.Receiver]
-}
-
-func newPages(topo *topology.Tracker, silenceAfter time.Duration) *pages {
-	p := &pages{
-		mux:  http.NewServeMux(),
-		topo: topo,
-		opts: receiver.SourcesOptions{SilenceAfter: silenceAfter, Workload: topo.Workload, MeshCallee: topo.MeshCallee},
-	}
-	p.mux.HandleFunc("GET /{$}", p.index)
-	p.mux.HandleFunc("GET /api/sources", func(w http.ResponseWriter, r *http.Request) {
-		if rc := p.rc.Load(); rc != nil {
-			rc.SourcesHandler(p.opts).ServeHTTP(w, r)
-			return
-		}
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	})
-	p.mux.Handle("GET /api/dependencies", topo.DependenciesHandler())
-	p.mux.Handle("GET /api/health", topo.HealthHandler())
-	p.mux.Handle("GET /ui/graph.svg", topo.SVGHandler())
-	return p
-}
-
-func (p *pages) attach(rc *receiver.Receiver) { p.rc.Store(rc) }
-
-func (p *pages) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
-
-// index is GET /: findings, the dependency graph, sources and trace health
-// on one self-contained page (inline SVG and CSS, no script, no CDN).
-func (p *pages) index(w http.ResponseWriter, r *http.Request) {
-	rc := p.rc.Load()
-	if rc == nil {
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-		return
-	}
-	edges := p.topo.Edges()
-	health := p.topo.Health()
-	var svg bytes.Buffer
-	topology.WriteSVG(&svg, edges, health)
-	data := struct {
-		Report receiver.SourcesReport
-		Health []topology.ServiceHealth
-		Edges  []topology.Edge
-		Graph  template.HTML
-		Stats  topology.Stats
-	}{rc.SourcesReport(p.opts), health, edges, template.HTML(svg.String()), p.topo.Stats()}
-	var b bytes.Buffer
-	if err := indexPage.Execute(&b, data); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(b.Bytes())
-}
-
-var indexPage = template.Must(template.New("index").Funcs(template.FuncMap{
+var page = template.Must(template.New("page").Funcs(template.FuncMap{
 	"pct": formatPct,
 	"ago": func(now, t time.Time) string { return now.Sub(t).Round(time.Second).String() },
 }).Parse(`<!doctype html>

@@ -1,0 +1,83 @@
+package diagnosis
+
+import (
+	"bytes"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/traceport/traceport/topology"
+)
+
+// Diagnosis serves what it finds on the receiver's port. Create it with
+// New once the receiver and the tracker exist, and Register it on the mux
+// the receiver serves as Config.Pages.
+type Diagnosis struct {
+	cfg   Config
+	topo  *topology.Tracker
+	table SourceTable
+}
+
+// New reads sources from table and trace health and dependencies from
+// topo. A zero cfg.SilenceAfter is DefaultConfig's.
+func New(cfg Config, topo *topology.Tracker, table SourceTable) *Diagnosis {
+	if cfg.SilenceAfter <= 0 {
+		cfg.SilenceAfter = DefaultConfig().SilenceAfter
+	}
+	return &Diagnosis{cfg: cfg, topo: topo, table: table}
+}
+
+// Register adds GET /, /api/sources, /api/dependencies, /api/health and
+// /ui/graph.svg to mux.
+func (d *Diagnosis) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", d.servePage)
+	mux.HandleFunc("GET /api/sources", d.serveSources)
+	mux.Handle("GET /api/dependencies", d.topo.DependenciesHandler())
+	mux.Handle("GET /api/health", d.topo.HealthHandler())
+	mux.Handle("GET /ui/graph.svg", d.topo.SVGHandler())
+}
+
+func (d *Diagnosis) now() time.Time {
+	if d.cfg.Now != nil {
+		return d.cfg.Now()
+	}
+	return time.Now()
+}
+
+// serveSources serves GET /api/sources as JSON (SourcesReport).
+// ?probe=false leaves out the doctor's probe sources.
+func (d *Diagnosis) serveSources(w http.ResponseWriter, r *http.Request) {
+	rep := d.Report()
+	if strings.EqualFold(r.URL.Query().Get("probe"), "false") {
+		kept := rep.Sources[:0]
+		for _, s := range rep.Sources {
+			if !s.Probe {
+				kept = append(kept, s)
+			}
+		}
+		rep.Sources = kept
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(rep)
+}
+
+// servePage is GET /: findings, the dependency graph, sources and trace
+// health on one self-contained page (inline SVG and CSS, no script, no CDN).
+func (d *Diagnosis) servePage(w http.ResponseWriter, r *http.Request) {
+	edges := d.topo.Edges()
+	health := d.topo.Health()
+	var svg bytes.Buffer
+	topology.WriteSVG(&svg, edges, health)
+	data := pageData{d.Report(), health, edges, template.HTML(svg.String()), d.topo.Stats()}
+	var b bytes.Buffer
+	if err := page.Execute(&b, data); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(b.Bytes())
+}
