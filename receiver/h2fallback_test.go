@@ -8,6 +8,7 @@ import (
 	"net"
 	"testing"
 
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -77,12 +78,12 @@ func TestGRPCOnlyConnFrames(t *testing.T) {
 	stream = append(stream, data(5, 1000)...)
 	stream = append(stream, frame(frameHeaders, flagEndHeaders, 7, block("application/grpc"))...)
 	stream = append(stream, data(7, 2000)...)
-	wantWritten := append(append(goAwayFrame(3), windowUpdateFrame(1000)...), windowUpdateFrame(2000)...)
+	wantWritten := append(append(goAwayFrame(3, http2.ErrCodeNo), windowUpdateFrame(1000)...), windowUpdateFrame(2000)...)
 
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		c := &chunkConn{in: stream, rng: rng}
-		g := newGRPCOnlyConn(c)
+		g := newGRPCOnlyConn(c, &byteBudget{})
 		var got []byte
 		for {
 			p := make([]byte, 1+rng.IntN(70000))
@@ -119,7 +120,7 @@ func FuzzGRPCOnlyConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frames []byte, seed uint64) {
 		in := append([]byte(http2Preface), frames...)
 		rng := rand.New(rand.NewPCG(seed, 2))
-		g := newGRPCOnlyConn(&chunkConn{in: in, rng: rng})
+		g := newGRPCOnlyConn(&chunkConn{in: in, rng: rng}, &byteBudget{})
 		total := 0
 		for range len(in) + 10 {
 			p := make([]byte, 1+rng.IntN(100))

@@ -4,37 +4,52 @@ import (
 	"errors"
 	"io"
 	"net"
+	"time"
 
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
-// HTTP/2 frame types and flags used while sniffing (RFC 9113 §6).
+// HTTP/2 frame types and flags the frame walkers use (RFC 9113 §6).
 const (
 	frameHeaders      = 0x1
 	frameSettings     = 0x4
 	frameContinuation = 0x9
 	frameWindowUpdate = 0x8
-	framePriority     = 0x2
 
 	flagAck        = 0x1
 	flagEndHeaders = 0x4
 	flagPadded     = 0x8
-	flagPriority   = 0x20
 
-	maxSniffBytes = 1 << 20 // give up sniffing (and assume gRPC) after this much
+	// maxSniffBytes bounds what the sniffer keeps for replay: the frames
+	// before the first request and its header block (at most
+	// h2MaxHeaderList as decoded, twice that encoded before x/net gives
+	// up). Past it, the connection goes to grpc.Server unsniffed.
+	maxSniffBytes = 3 * h2MaxHeaderList
+	// maxSettings per SETTINGS frame, as net/http's server allows.
+	maxSettings = 100
+	// h2WriteTimeout bounds every write of the hand-written HTTP/2 paths:
+	// a client that stops reading does not keep its connection forever.
+	h2WriteTimeout = 10 * time.Second
 )
 
-// emptySettingsFrame changes no setting; it only tells a gRPC client that a
-// server is there, so that it sends its first request.
+// emptySettingsFrame changes no setting, so the defaults hold (frames of up
+// to 16 KiB): it is the server preface the sniffer sends at once.
 var emptySettingsFrame = []byte{0, 0, 0, frameSettings, 0, 0, 0, 0, 0}
 
-// h2Sniffer reads an HTTP/2 connection's first frames, keeping every byte
-// for replay, until the first request's headers show its content type.
+var settingsAckFrame = []byte{0, 0, 0, frameSettings, flagAck, 0, 0, 0, 0}
+
+// h2Sniffer reads an HTTP/2 connection's first frames with x/net's framer
+// (the one frame decoder, padding rule and HPACK policy of every HTTP/2 path
+// here), keeping every byte for replay, until the first request's headers
+// show its content type. It answers the client's SETTINGS at once (RFC 9113
+// §6.5.3), before the connection is routed; acks counts those answers, and
+// the server the connection goes to does not send them again.
 type h2Sniffer struct {
 	conn   net.Conn
 	frames []byte // raw frames read, the ACK of our SETTINGS removed
 	acked  bool   // the client's ACK of emptySettingsFrame was seen and removed
-	block  []byte // header block fragments of the first HEADERS
+	acks   int    // SETTINGS ACKs sent for the client
 	head   h2Head // what the first request's headers say
 
 	afterFirstFrame func() // called once the client's first frame is in
@@ -42,82 +57,103 @@ type h2Sniffer struct {
 
 var errSniffGaveUp = errors.New("no request headers within the sniffing limit")
 
+// sniffError is a connection error found while sniffing: the client gets
+// GOAWAY with its code and the connection is closed.
+type sniffError struct{ code http2.ErrCode }
+
+func (e sniffError) Error() string { return "HTTP/2 connection error while sniffing: " + e.code.String() }
+
+// recorder keeps what the framer reads. The framer reads exactly one frame
+// at a time (header, then payload), so the record ends on frame boundaries.
+type recorder struct{ s *h2Sniffer }
+
+func (r recorder) Read(p []byte) (int, error) {
+	p = p[:min(len(p), maxSniffBytes+1-len(r.s.frames))]
+	if len(p) == 0 {
+		return 0, errSniffGaveUp
+	}
+	n, err := r.s.conn.Read(p)
+	r.s.frames = append(r.s.frames, p[:n]...)
+	return n, err
+}
+
+// newH2Framer is the reader every HTTP/2 path uses: frames no larger than
+// the 16 KiB traceport advertises, header blocks decoded by x/net, which
+// stops emitting fields past h2MaxHeaderList and ends the connection when a
+// block goes on far past it.
+func newH2Framer(w io.Writer, r io.Reader, dec *hpack.Decoder) *http2.Framer {
+	fr := http2.NewFramer(w, r)
+	fr.SetMaxReadFrameSize(h2MaxFrameSize)
+	fr.ReadMetaHeaders = dec
+	fr.MaxHeaderListSize = h2MaxHeaderList
+	return fr
+}
+
 func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
-	var hdr [9]byte
-	for len(s.frames) < maxSniffBytes {
-		if _, err := io.ReadFull(s.conn, hdr[:]); err != nil {
-			return false, err
-		}
-		length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
-		typ, flags := hdr[3], hdr[4]
+	fr := newH2Framer(nil, recorder{s}, hpack.NewDecoder(4096, nil))
+	for first := true; ; first = false {
 		start := len(s.frames)
-		s.frames = append(s.frames, hdr[:]...)
-		s.frames = append(s.frames, make([]byte, length)...)
-		if _, err := io.ReadFull(s.conn, s.frames[start+9:]); err != nil {
-			return false, err
-		}
-		payload := s.frames[start+9:]
-		if start == 0 && s.afterFirstFrame != nil {
+		f, err := fr.ReadFrame()
+		if first && len(s.frames) > 0 && s.afterFirstFrame != nil {
 			s.afterFirstFrame()
 		}
-		switch typ {
-		case frameSettings:
-			if flags&flagAck != 0 && !s.acked && length == 0 {
-				s.frames = s.frames[:start]
-				s.acked = true
-			}
-		case frameWindowUpdate, framePriority:
-		case frameHeaders, frameContinuation:
-			if typ == frameHeaders {
-				if flags&flagPadded != 0 && len(payload) > 0 {
-					pad := int(payload[0])
-					if pad >= len(payload) {
-						return true, nil // malformed: let the real server say so
-					}
-					payload = payload[1 : len(payload)-pad]
+		switch {
+		case errors.Is(err, http2.ErrFrameTooLarge):
+			return false, sniffError{http2.ErrCodeFrameSize}
+		case errors.As(err, new(http2.ConnectionError)):
+			return false, sniffError{http2.ErrCode(err.(http2.ConnectionError))}
+		case errors.As(err, new(http2.StreamError)):
+			return true, nil // malformed: let the real server say so
+		case err != nil:
+			return len(s.frames) > maxSniffBytes, err
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				if !s.acked && f.Length == 0 {
+					s.frames = s.frames[:start]
+					s.acked = true
 				}
-				if flags&flagPriority != 0 {
-					if len(payload) < 5 {
-						return true, nil
-					}
-					payload = payload[5:]
-				}
+				continue
 			}
-			s.block = append(s.block, payload...)
-			if flags&flagEndHeaders != 0 {
-				var ok bool
-				s.head, ok = parseFirstHead(s.block)
-				return !ok || s.head.isGRPC(), nil
+			if f.NumSettings() > maxSettings {
+				return false, sniffError{http2.ErrCodeProtocol}
 			}
+			if err := f.ForeachSetting(func(st http2.Setting) error { return st.Valid() }); err != nil {
+				return true, nil // grpc.Server answers an invalid setting
+			}
+			if err := s.write(settingsAckFrame); err != nil {
+				return false, err
+			}
+			s.acks++
+		case *http2.WindowUpdateFrame, *http2.PriorityFrame, *http2.UnknownFrame:
+		case *http2.MetaHeadersFrame:
+			for _, hf := range f.Fields {
+				s.head.field(hf)
+			}
+			s.head.other = s.head.other || f.Truncated
+			return s.head.isGRPC(), nil
 		default:
 			// PING, GOAWAY, DATA before HEADERS...: not a request we can
 			// read; gRPC's server handles every frame type correctly.
 			return true, nil
 		}
 	}
-	return true, errSniffGaveUp
 }
 
-// parseFirstHead decodes a request's first header block. A fresh decoder
-// is right: it is the first header block on the connection. A block that
-// does not decode is not ok: gRPC's server reports the compression error.
-func parseFirstHead(block []byte) (h h2Head, ok bool) {
-	dec := hpack.NewDecoder(4096, h.field)
-	dec.SetMaxStringLength(h2MaxHeaderList)
-	if _, err := dec.Write(block); err != nil {
-		return h2Head{other: true}, false
-	}
-	if err := dec.Close(); err != nil {
-		return h2Head{other: true}, false
-	}
-	return h, true
+func (s *h2Sniffer) write(frame []byte) error {
+	s.conn.SetWriteDeadline(time.Now().Add(h2WriteTimeout))
+	_, err := s.conn.Write(frame)
+	s.conn.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // ackFilterConn replays the sniffed frames, then reads on, removing the
 // client's ACK of emptySettingsFrame if it had not arrived yet: the real
 // server never sent that SETTINGS, and net/http's HTTP/2 server closes a
 // connection that acknowledges settings it did not send. After the ACK it
-// is a plain pass-through.
+// is a plain pass-through. On the write side it removes the server's first
+// dropAcks SETTINGS ACKs: the sniffer already sent them.
 type ackFilterConn struct {
 	net.Conn
 	pending []byte // read from the connection, not yet returned
@@ -125,6 +161,9 @@ type ackFilterConn struct {
 	skip    int    // payload bytes of the current frame still to pass
 	acked   bool
 	rbuf    []byte // read buffer until the ACK is seen
+
+	dropAcks int
+	wout     frameFilter
 }
 
 func (c *ackFilterConn) Read(p []byte) (int, error) {
@@ -191,4 +230,63 @@ func (c *ackFilterConn) scan() {
 		pos = len(c.pending)
 	}
 	c.scanned = pos
+}
+
+// Write passes the server's frames on, without the SETTINGS ACKs the
+// sniffer already sent.
+func (c *ackFilterConn) Write(p []byte) (int, error) {
+	if c.dropAcks == 0 && c.wout.empty() {
+		return c.Conn.Write(p)
+	}
+	return c.wout.write(c.Conn, p, func(h []byte) bool {
+		if c.dropAcks > 0 && h[3] == frameSettings && h[4]&flagAck != 0 {
+			c.dropAcks--
+			return true
+		}
+		return false
+	})
+}
+
+// frameFilter walks a stream of frames written in pieces and drops the
+// (payload-less) frames whose header drop says so.
+type frameFilter struct {
+	hdr  [9]byte
+	nhdr int // bytes of a frame header held back
+	left int // payload bytes of the current frame still to pass
+}
+
+func (f *frameFilter) empty() bool { return f.nhdr == 0 && f.left == 0 }
+
+func (f *frameFilter) write(w io.Writer, p []byte, drop func(h []byte) bool) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if f.left > 0 {
+			k := min(f.left, len(p))
+			n, err := w.Write(p[:k])
+			f.left -= n
+			written += n
+			if err != nil {
+				return written, err
+			}
+			p = p[k:]
+			continue
+		}
+		k := copy(f.hdr[f.nhdr:], p)
+		f.nhdr += k
+		p = p[k:]
+		written += k
+		if f.nhdr < 9 {
+			break
+		}
+		f.nhdr = 0
+		length := int(f.hdr[0])<<16 | int(f.hdr[1])<<8 | int(f.hdr[2])
+		if length == 0 && drop(f.hdr[:]) {
+			continue
+		}
+		if _, err := w.Write(f.hdr[:]); err != nil {
+			return written - k, err
+		}
+		f.left = length
+	}
+	return written, nil
 }
