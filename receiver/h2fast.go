@@ -94,9 +94,9 @@ type h2Conn struct {
 	wroteData   bool // since the last PING: resets the strikes, as in grpc-go
 	resets      int  // streams the client reset since a request last completed
 
-	replyBlock   []byte // replyHeaders' last block other than okHeaders
-	replySubtype string
-	replyGzip    bool
+	replyBlock    []byte // replyHeaders' last block other than okHeaders
+	replySubtype  string
+	replyGzip     bool
 	deadline      time.Time // the read deadline set last
 	writeDeadline time.Time
 }
@@ -110,12 +110,12 @@ type h2Stream struct {
 	recvUnacked int
 	prefix      [5]byte // the gRPC message prefix: compressed flag, length
 	nprefix     int
-	msg         *[]byte // the message, from bufpool.Shared, grown as it arrives
-	size        int     // the message's length, as its prefix declares
-	n           int     // bytes of msg received
-	hold        hold    // the bytes received, charged to the in-flight budget
+	msg         *[]byte   // the message, from bufpool.Shared, grown as it arrives
+	size        int       // the message's length, as its prefix declares
+	n           int       // bytes of msg received
+	hold        hold      // the bytes received, charged to the in-flight budget
 	deadline    time.Time // --read-timeout after the headers: the whole request is in by then
-	complete    bool    // the message is in, decompressed and, for Jaeger, decoded
+	complete    bool      // the message is in, decompressed and, for Jaeger, decoded
 	jaeger      *api_v2.PostSpansRequest
 	ended       bool   // the client's END_STREAM was seen
 	reply       []byte // a response waiting for flow-control window

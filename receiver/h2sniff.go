@@ -61,7 +61,9 @@ var errSniffGaveUp = errors.New("no request headers within the sniffing limit")
 // GOAWAY with its code and the connection is closed.
 type sniffError struct{ code http2.ErrCode }
 
-func (e sniffError) Error() string { return "HTTP/2 connection error while sniffing: " + e.code.String() }
+func (e sniffError) Error() string {
+	return "HTTP/2 connection error while sniffing: " + e.code.String()
+}
 
 // recorder keeps what the framer reads. The framer reads exactly one frame
 // at a time (header, then payload), so the record ends on frame boundaries.
