@@ -226,7 +226,15 @@ func (c *h2Conn) wait() bool {
 		// the GOAWAY is read before the connection goes.
 		timeout = h2DrainTime
 	}
-	if d := time.Now().Add(timeout); d.Before(c.deadline) || d.Sub(c.deadline) > timeout/16 {
+	now := time.Now()
+	d := now.Add(timeout)
+	// Each request must be in by its --read-timeout: the earliest is
+	// the deadline, set exactly once for that request.
+	expiring := c.firstExpiry()
+	if !expiring.IsZero() && expiring.Before(d) {
+		d = expiring
+	}
+	if d.Before(c.deadline) || d.Sub(c.deadline) > timeout/16 || d.Equal(expiring) && !d.Equal(c.deadline) {
 		c.conn.SetReadDeadline(d)
 		c.deadline = d
 	}
@@ -242,6 +250,10 @@ func (c *h2Conn) wait() bool {
 				c.deadline = time.Time{} // woken by Shutdown: say goodbye
 				return c.wait()
 			}
+			if isTimeout(err) && !expiring.IsZero() && !time.Now().Before(expiring) {
+				c.expire()
+				return c.flush() && c.wait()
+			}
 			if isTimeout(err) && idle && !c.goneAway {
 				c.goAway(http2.ErrCodeNo)
 				c.flush()
@@ -253,6 +265,30 @@ func (c *h2Conn) wait() bool {
 		}
 	}
 	return true
+}
+
+// firstExpiry is the earliest --read-timeout of the requests being
+// uploaded; zero if none.
+func (c *h2Conn) firstExpiry() time.Time {
+	var first time.Time
+	for _, s := range c.streams {
+		if !s.ended && (first.IsZero() || s.deadline.Before(first)) {
+			first = s.deadline
+		}
+	}
+	return first
+}
+
+// expire cuts off the requests not in by their --read-timeout, as net/http
+// cuts off a slow upload: counted (read_body) and answered.
+func (c *h2Conn) expire() {
+	now := time.Now()
+	for _, s := range c.streams {
+		if !s.ended && !now.Before(s.deadline) {
+			c.rc.sources.rejectRequest(s.protocol(), reasonReadBody)
+			c.replyError(s, status.Error(codes.DeadlineExceeded, "request not received within --read-timeout"))
+		}
+	}
 }
 
 // flush writes the batch's frames; false means the connection is gone.
@@ -625,6 +661,7 @@ func gunzipMessage(src []byte, limit int) (*[]byte, error) {
 // finish handles a request the client has ended.
 func (c *h2Conn) finish(s *h2Stream) {
 	rc := c.rc
+	c.resets = 0
 	var err error
 	switch {
 	case s.nprefix == 0:

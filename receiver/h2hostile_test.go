@@ -1,0 +1,467 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/traceport/traceport/bench"
+)
+
+// startReceiverBudget is startReceiver with the in-flight byte budget set
+// to limit, without a --memory-limit (whose sampling guard would count the
+// test process, not the receiver).
+func startReceiverBudget(t *testing.T, cfg Config, limit int64) *testReceiver {
+	t.Helper()
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = 1 << 20
+	}
+	cfg.MaxServices = 100
+	reg := prometheus.NewRegistry()
+	sink := &recordingSink{}
+	rc := New(cfg, sink, reg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rc.budget = &byteBudget{limit: limit}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go rc.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rc.Shutdown(ctx)
+	})
+	return &testReceiver{rc: rc, sink: sink, reg: reg, addr: ln.Addr().String()}
+}
+
+// settingsAcks counts the SETTINGS ACKs the server sent.
+func (c *h2Client) settingsAcks() int {
+	return c.count(func(ev h2Event) bool { return ev.typ == http2.FrameSettings && ev.flags.Has(http2.FlagSettingsAck) })
+}
+
+// A client that waits for the ACK of its SETTINGS before its first request
+// (RFC 9113 §6.5.3: "immediately"; h2spec does) gets it before routing,
+// and exactly once, whichever server the connection then goes to.
+func TestH2SettingsAckedBeforeRouting(t *testing.T) {
+	msg := grpcMessage(0, bench.SDKOTLP(2, 1))
+	for _, tc := range []struct {
+		name    string
+		headers []hpack.HeaderField
+		body    []byte
+	}{
+		{"fast path", exportHeaders(), msg},
+		{"grpc.Server (zstd)", exportHeaders("grpc-encoding", "zstd"), grpcMessage(1, []byte("not zstd"))},
+		{"net/http", hdrs(":method", "GET", ":scheme", "http", ":path", "/healthz", ":authority", "traceport"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := startReceiver(t, Config{})
+			c := dialH2(t, tr.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+			c.waitUntil("the ACK of the client's SETTINGS, before any request", func() bool {
+				for _, ev := range c.events {
+					if ev.typ == http2.FrameSettings && ev.flags.Has(http2.FlagSettingsAck) {
+						return true
+					}
+				}
+				return false
+			})
+			c.headers(1, tc.headers, tc.body == nil, 1)
+			if tc.body != nil {
+				c.data(1, tc.body, true)
+			}
+			c.await(1)
+			c.barrier([8]byte{'d', 'o', 'n', 'e'})
+			if n := c.settingsAcks(); n != 1 {
+				t.Errorf("%d SETTINGS ACKs for the client's one SETTINGS, want 1:\n%s", n, c.frames())
+			}
+			if o := c.outcome(1); o.text == "" || o.code == noReply && tc.body != nil {
+				t.Errorf("no reply: %s", o.text)
+			}
+		})
+	}
+}
+
+// Frames the sniffer must refuse without holding what they declare: a
+// frame longer than the 16 KiB it advertised (FRAME_SIZE_ERROR), and
+// SETTINGS with more entries than net/http allows (PROTOCOL_ERROR).
+func TestH2SnifferRefuses(t *testing.T) {
+	tr := startReceiver(t, Config{})
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		code  http2.ErrCode
+	}{
+		{"HEADERS declaring 16 MiB", []byte{0xff, 0xff, 0xff, frameHeaders, flagEndHeaders, 0, 0, 0, 1}, http2.ErrCodeFrameSize},
+		{"SETTINGS of 101 entries", frame(frameSettings, 0, 0, make([]byte, 6*101)), http2.ErrCodeProtocol},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialH2(t, tr.addr)
+			c.raw(tc.frame)
+			ga := c.awaitGoAway()
+			if ga.code != tc.code {
+				t.Errorf("%v, want GOAWAY %v", ga, tc.code)
+			}
+			c.awaitClosed()
+		})
+	}
+}
+
+// The fast path: SETTINGS of more than 100 entries is PROTOCOL_ERROR;
+// a WINDOW_UPDATE past 2^31-1 is FLOW_CONTROL_ERROR, of the stream
+// (RST_STREAM) or of the connection (GOAWAY), RFC 9113 §6.9.1.
+func TestH2FastSettingsAndWindowLimits(t *testing.T) {
+	t.Run("101 settings", func(t *testing.T) {
+		c := fastConnection(t, startReceiver(t, Config{}))
+		c.raw(frame(frameSettings, 0, 0, make([]byte, 6*101)))
+		if ga := c.awaitGoAway(); ga.code != http2.ErrCodeProtocol {
+			t.Errorf("%v, want GOAWAY PROTOCOL_ERROR", ga)
+		}
+		c.awaitClosed()
+	})
+	t.Run("connection window overflow", func(t *testing.T) {
+		c := fastConnection(t, startReceiver(t, Config{}))
+		c.windowUpdate(0, 1<<31-1)
+		if ga := c.awaitGoAway(); ga.code != http2.ErrCodeFlowControl {
+			t.Errorf("%v, want GOAWAY FLOW_CONTROL_ERROR", ga)
+		}
+		c.awaitClosed()
+	})
+	t.Run("stream window overflow", func(t *testing.T) {
+		tr := startReceiver(t, Config{})
+		c := fastConnection(t, tr)
+		c.headers(3, exportHeaders(), false, 1)
+		c.windowUpdate(3, 1<<31-1)
+		c.await(3)
+		if n := c.count(func(ev h2Event) bool {
+			return ev.typ == http2.FrameRSTStream && ev.stream == 3 && ev.code == http2.ErrCodeFlowControl
+		}); n != 1 {
+			t.Errorf("no RST_STREAM FLOW_CONTROL_ERROR on stream 3:\n%s", c.frames())
+		}
+		c.request(5, exportHeaders(), grpcMessage(0, bench.SDKOTLP(1, 1)))
+		c.await(5)
+		if o := c.outcome(5); o.code != codes.OK {
+			t.Errorf("the connection after a stream's flow-control error: %s", o.text)
+		}
+	})
+}
+
+// --read-timeout bounds each request on the fast path: an upload trickled
+// a byte at a time is cut off once, at its deadline (counted read_body),
+// and the connection goes on serving.
+func TestH2FastReadTimeout(t *testing.T) {
+	const readTimeout = time.Second
+	tr := startReceiver(t, Config{ReadTimeout: readTimeout, IdleTimeout: time.Hour})
+	c := fastConnection(t, tr)
+	msg := grpcMessage(0, bench.SDKOTLP(2, 1))
+	start := time.Now()
+	c.headers(3, exportHeaders(), false, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; i < len(msg)-1; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(readTimeout / 8):
+			}
+			c.data(3, msg[i:i+1], false)
+		}
+	}()
+	c.await(3)
+	if elapsed := time.Since(start); elapsed < readTimeout {
+		t.Errorf("cut off after %v, before --read-timeout %v", elapsed, readTimeout)
+	}
+	if o := c.outcome(3); o.code != codes.DeadlineExceeded {
+		t.Errorf("trickled upload: %s, want DEADLINE_EXCEEDED", o.text)
+	}
+	if got := tr.rejected(t, protoOTLPGRPC, reasonReadBody); got != 1 {
+		t.Errorf("rejected_requests_total{read_body} = %v, want 1", got)
+	}
+	c.request(5, exportHeaders(), msg)
+	c.await(5)
+	if o := c.outcome(5); o.code != codes.OK {
+		t.Errorf("a request after the cut-off one: %s", o.text)
+	}
+}
+
+// A client that resets stream after stream with none completing (rapid
+// reset) is told ENHANCE_YOUR_CALM and cut off after maxResetsInARow.
+func TestH2FastRapidReset(t *testing.T) {
+	tr := startReceiver(t, Config{})
+	c := fastConnection(t, tr)
+	for i := 0; i <= maxResetsInARow; i++ {
+		id := uint32(3 + 2*i)
+		c.headers(id, exportHeaders(), false, 1)
+		c.rst(id, http2.ErrCodeCancel)
+	}
+	if ga := c.awaitGoAway(); ga.code != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("%v, want GOAWAY ENHANCE_YOUR_CALM", ga)
+	}
+	c.awaitClosed()
+}
+
+// Resets mixed with completed requests (clients cancelling on their
+// deadlines) are not an attack.
+func TestH2FastResetsBetweenRequests(t *testing.T) {
+	tr := startReceiver(t, Config{})
+	c := fastConnection(t, tr)
+	msg := grpcMessage(0, bench.SDKOTLP(1, 1))
+	id := uint32(3)
+	for round := 0; round < 3; round++ {
+		for i := 0; i < maxResetsInARow; i++ {
+			c.headers(id, exportHeaders(), false, 1)
+			c.rst(id, http2.ErrCodeCancel)
+			id += 2
+		}
+		c.request(id, exportHeaders(), msg)
+		c.await(id)
+		if o := c.outcome(id); o.code != codes.OK {
+			t.Fatalf("round %d: %s", round, o.text)
+		}
+		id += 2
+	}
+}
+
+// PING strikes are reset as grpc-go resets them: by a reply's HEADERS or
+// DATA written (http2_server.go: setResetPingStrikes on writeHeader,
+// writeStatus, Write). A RST_STREAM sent does not reset them, so a client
+// cannot earn pings with streams the server refuses.
+func TestH2FastPingStrikesNotResetByRSTStream(t *testing.T) {
+	tr := startReceiver(t, Config{MaxStreams: 1})
+	c := fastConnection(t, tr)
+	c.headers(3, exportHeaders(), false, 1) // holds the one stream
+	for i := 0; i < 4; i++ {
+		c.headers(uint32(5+2*i), exportHeaders(), false, 1) // refused: RST_STREAM REFUSED_STREAM
+		c.ping([8]byte{byte(i)})
+	}
+	if ga := c.awaitGoAway(); ga.code != http2.ErrCodeEnhanceYourCalm || ga.debug != "too_many_pings" {
+		t.Errorf("%v, want GOAWAY ENHANCE_YOUR_CALM too_many_pings", ga)
+	}
+}
+
+// heapPeak samples the Go runtime's mapped memory (what GOMEMLIMIT and the
+// memory guard count) until stop, and returns its peak.
+func heapPeak(stop <-chan struct{}) <-chan uint64 {
+	out := make(chan uint64, 1)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+		var peak uint64
+		for {
+			metrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64()-s[1].Value.Uint64())
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}
+
+func heapNow() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() - s[1].Value.Uint64()
+}
+
+// legitClients are two real OTLP/gRPC clients exporting until stop; the
+// result is how many requests were answered OK within a second, of how
+// many sent.
+func legitClients(t *testing.T, addr string, stop <-chan struct{}) func() (ok, sent int) {
+	var okN, sentN atomic.Int64
+	var wg sync.WaitGroup
+	body := bench.SDKOTLP(10, 1)
+	for range 2 {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				var resp rawMessage
+				err := conn.Invoke(ctx, otlpExportMethod, &rawMessage{data: body}, &resp, grpc.ForceCodecV2(rawCodec{}))
+				cancel()
+				sentN.Add(1)
+				if err == nil {
+					okN.Add(1)
+				}
+			}
+		}()
+	}
+	return func() (int, int) { wg.Wait(); return int(okN.Load()), int(sentN.Load()) }
+}
+
+// hostileRow runs attack while two legitimate clients export, and checks
+// that the receiver's memory grew by less than bound and that the clients
+// got at least 90% of their requests answered within a second.
+func hostileRow(t *testing.T, tr *testReceiver, bound uint64, attack func()) {
+	t.Helper()
+	before := heapNow()
+	stop := make(chan struct{})
+	peak := heapPeak(stop)
+	results := legitClients(t, tr.addr, stop)
+	time.Sleep(300 * time.Millisecond) // the clients connect first
+	attack()
+	time.Sleep(time.Second) // the attack stays open while the clients go on
+	close(stop)
+	grown := int64(<-peak) - int64(before)
+	ok, sent := results()
+	t.Logf("memory grew by %d MiB (bound %d MiB); legitimate clients: %d of %d answered within 1 s", grown>>20, bound>>20, ok, sent)
+	if grown > int64(bound) {
+		t.Errorf("memory grew by %d MiB during the attack, bound %d MiB", grown>>20, bound>>20)
+	}
+	if sent < 10 || ok*10 < sent*9 {
+		t.Errorf("legitimate clients got %d of %d requests answered within 1 s, want at least 90%%", ok, sent)
+	}
+}
+
+// Row: 60 connections × 43 bytes, an HTTP/2 frame header declaring a
+// 16 MiB frame and nothing after. The sniffer holds at most the 16 KiB it
+// advertised, so they cost nothing.
+func TestHostileH2DeclaredFrameSize(t *testing.T) {
+	tr := startReceiverBudget(t, Config{MaxRequestBytes: 20 << 20}, 64<<20)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	hostileRow(t, tr, 48<<20, func() {
+		for range 60 {
+			c, err := net.Dial("tcp", tr.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			attack := append(bytes.Clone(http2Preface), 0, 0, 0, frameSettings, 0, 0, 0, 0, 0)
+			attack = append(attack, 0xff, 0xff, 0xff, frameHeaders, flagEndHeaders, 0, 0, 0, 1, 0x82)
+			c.Write(attack)
+		}
+	})
+}
+
+// Row: 200 gRPC streams, each HEADERS and a 5-byte prefix declaring
+// 20 MiB (about 28 KB in all), held open. Declared bytes cost nothing: the
+// legitimate clients are not refused and the budget is not spent.
+func TestHostileH2DeclaredMessageSize(t *testing.T) {
+	tr := startReceiverBudget(t, Config{MaxRequestBytes: 20 << 20}, 64<<20)
+	prefix := make([]byte, 5)
+	binary.BigEndian.PutUint32(prefix[1:], 20<<20)
+	hostileRow(t, tr, 48<<20, func() {
+		for conn := range 2 {
+			c := dialH2(t, tr.addr)
+			for i := range 100 {
+				id := uint32(1 + 2*i)
+				if conn == 0 && i == 0 {
+					// The first request puts the connection on the fast path.
+					c.request(1, exportHeaders(), grpcMessage(0, bench.SDKOTLP(1, 1)))
+					c.await(1)
+					continue
+				}
+				c.headers(id, exportHeaders(), false, 1)
+				c.data(id, prefix, false)
+			}
+			c.barrier([8]byte{'h', 'e', 'l', 'd'})
+		}
+		if used := tr.rc.budget.inUse(); used > 1<<20 {
+			t.Errorf("200 streams that only declared 20 MiB hold %d bytes of the in-flight budget", used)
+		}
+	})
+}
+
+// The budget, once really spent, refuses: on the fast path a stream whose
+// DATA does not fit is reset REFUSED_STREAM (counted memory_limit), a new
+// one gets RESOURCE_EXHAUSTED, and everything is given back when the
+// streams end.
+func TestH2FastBudget(t *testing.T) {
+	tr := startReceiverBudget(t, Config{MaxRequestBytes: 4 << 20}, 2<<20)
+	c := fastConnection(t, tr)
+	big := make([]byte, 3<<20)
+	binary.BigEndian.PutUint32(big[1:], 4<<20-5)
+	c.headers(3, exportHeaders(), false, 1)
+	c.upload(3, big[:3<<20>>1], false) // 1.5 MiB: fits
+	c.barrier([8]byte{1})
+	c.headers(5, exportHeaders(), false, 1)
+	c.upload(5, big[:3<<20>>1], false) // another 1.5 MiB: does not
+	c.await(5)
+	if n := c.count(func(ev h2Event) bool {
+		return ev.typ == http2.FrameRSTStream && ev.stream == 5 && ev.code == http2.ErrCodeRefusedStream
+	}); n != 1 {
+		t.Errorf("stream over the budget: want RST_STREAM REFUSED_STREAM:\n%s", c.frames())
+	}
+	if got := tr.rejected(t, protoOTLPGRPC, reasonMemoryLimit); got != 1 {
+		t.Errorf("rejected_requests_total{memory_limit} = %v, want 1", got)
+	}
+	c.rst(3, http2.ErrCodeCancel)
+	c.barrier([8]byte{2})
+	if used := tr.rc.budget.inUse(); used != 0 {
+		t.Errorf("%d bytes of the budget still held after every stream ended", used)
+	}
+	c.request(7, exportHeaders(), grpcMessage(0, bench.SDKOTLP(1, 1)))
+	c.await(7)
+	if o := c.outcome(7); o.code != codes.OK {
+		t.Errorf("after the budget was given back: %s", o.text)
+	}
+}
+
+// On grpc.Server's connections too: DATA is charged as it passes, a
+// stream that does not fit is reset REFUSED_STREAM, and the charge is
+// given back when grpc ends the stream or the connection closes.
+func TestH2NativeBudget(t *testing.T) {
+	tr := startReceiverBudget(t, Config{MaxRequestBytes: 4 << 20}, 2<<20)
+	c := dialH2(t, tr.addr)
+	zstd := exportHeaders("grpc-encoding", "zstd")
+	c.request(1, zstd, grpcMessage(1, []byte("x"))) // routes to grpc.Server
+	c.await(1)
+	if o := c.outcome(1); o.code != codes.Unimplemented {
+		t.Fatalf("zstd request: %s, want UNIMPLEMENTED from grpc.Server", o.text)
+	}
+	// The connection is grpc.Server's now: plain Exports on it are too.
+	big := make([]byte, 3<<20)
+	binary.BigEndian.PutUint32(big[1:], 4<<20-5)
+	c.headers(3, exportHeaders(), false, 1)
+	c.upload(3, big[:3<<20>>1], false)
+	c.barrier([8]byte{1})
+	if used := tr.rc.budget.inUse(); used < 1<<20 {
+		t.Errorf("a stream uploading 1.5 MiB to grpc.Server holds %d bytes of the budget", used)
+	}
+	c.headers(5, exportHeaders(), false, 1)
+	c.upload(5, big[:3<<20>>1], false)
+	c.await(5)
+	if n := c.count(func(ev h2Event) bool {
+		return ev.typ == http2.FrameRSTStream && ev.stream == 5 && ev.code == http2.ErrCodeRefusedStream
+	}); n != 1 {
+		t.Errorf("stream over the budget: want RST_STREAM REFUSED_STREAM:\n%s", c.frames())
+	}
+	c.data(3, nil, true) // ends stream 3: grpc answers it
+	c.await(3)
+	c.barrier([8]byte{2})
+	if used := tr.rc.budget.inUse(); used != 0 {
+		t.Errorf("%d bytes of the budget still held after grpc ended every stream", used)
+	}
+}
