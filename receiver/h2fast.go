@@ -82,7 +82,7 @@ type h2Conn struct {
 	lastGood uint32 // highest stream id served: a GOAWAY's last stream
 	goneAway bool   // GOAWAY sent: later streams are not processed
 	peerGone bool   // the client sent GOAWAY: no new streams will come
-	preAcked int    // replayed SETTINGS the sniffer has acknowledged already
+	preAcked bool   // the replayed SETTINGS were acknowledged by the sniffer
 
 	sendConn    int64 // the client's connection window for our DATA
 	peerInitial int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -130,7 +130,7 @@ type h2Stream struct {
 
 // serveH2 runs the fast path on one HTTP/2 connection; frames, read while
 // sniffing (after the preface), are replayed first.
-func (rc *Receiver) serveH2(conn net.Conn, frames []byte, acked int) {
+func (rc *Receiver) serveH2(conn net.Conn, frames []byte, settingsAcked bool) {
 	c := &h2Conn{
 		fastConn:    fastConn{conn: conn},
 		rc:          rc,
@@ -138,7 +138,7 @@ func (rc *Receiver) serveH2(conn net.Conn, frames []byte, acked int) {
 		streams:     map[uint32]*h2Stream{},
 		sendConn:    h2InitialWindow,
 		peerInitial: h2InitialWindow,
-		preAcked:    acked,
+		preAcked:    settingsAcked,
 	}
 	if !rc.h2.add(&c.fastConn, rc) {
 		conn.Close()
@@ -862,8 +862,8 @@ func (c *h2Conn) onSettings(f *http2.SettingsFrame) bool {
 		c.fail(http2.ErrCode(ce))
 		return false
 	}
-	if c.preAcked > 0 {
-		c.preAcked--
+	if c.preAcked {
+		c.preAcked = false
 	} else {
 		c.fr.WriteSettingsAck()
 	}

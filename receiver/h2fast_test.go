@@ -1420,7 +1420,7 @@ func FuzzH2Fast(f *testing.F) {
 			t.Fatal(err)
 		}
 		done := make(chan struct{})
-		go func() { defer close(done); rc.serveH2(srv, nil, 0) }()
+		go func() { defer close(done); rc.serveH2(srv, nil, false) }()
 		checked := make(chan error, 1)
 		go func() { checked <- checkH2Output(cli) }()
 		cli.Write(frame(frameSettings, 0, 0, nil))

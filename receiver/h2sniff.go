@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -43,14 +44,17 @@ var settingsAckFrame = []byte{0, 0, 0, frameSettings, flagAck, 0, 0, 0, 0}
 // (the one frame decoder, padding rule and HPACK policy of every HTTP/2 path
 // here), keeping every byte for replay, until the first request's headers
 // show its content type. It answers the client's SETTINGS at once (RFC 9113
-// §6.5.3), before the connection is routed; acks counts those answers, and
-// the server the connection goes to does not send them again.
+// §6.5.3), before the connection is routed, and replays them to the server
+// the connection goes to as one SETTINGS frame (replay): that server's one
+// ACK of it is not sent again. (Merged, since net/http's server answers
+// SETTINGS frames read back to back with one ACK; with no stream open yet,
+// only each setting's last value matters.)
 type h2Sniffer struct {
-	conn   net.Conn
-	frames []byte // raw frames read, the ACK of our SETTINGS removed
-	acked  bool   // the client's ACK of emptySettingsFrame was seen and removed
-	acks   int    // SETTINGS ACKs sent for the client
-	head   h2Head // what the first request's headers say
+	conn     net.Conn
+	frames   []byte          // raw frames read, the ACK of our SETTINGS and the client's SETTINGS removed
+	acked    bool            // the client's ACK of emptySettingsFrame was seen and removed
+	settings []http2.Setting // the client's SETTINGS, acknowledged, each ID once with its last value
+	head     h2Head          // what the first request's headers say
 
 	afterFirstFrame func() // called once the client's first frame is in
 }
@@ -91,8 +95,13 @@ func newH2Framer(w io.Writer, r io.Reader, dec *hpack.Decoder) *http2.Framer {
 	return fr
 }
 
+// firstRequestIsGRPC reads up to the first request's headers. Frames a
+// gRPC client does not send before its first request (PING, DATA,
+// RST_STREAM, PRIORITY, a stream's WINDOW_UPDATE...) send the connection to
+// net/http, whose HTTP/2 server answers each as RFC 9113 says.
 func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 	fr := newH2Framer(nil, recorder{s}, hpack.NewDecoder(4096, nil))
+	window := int64(h2InitialWindow) // the connection's send window, for overflow
 	for first := true; ; first = false {
 		start := len(s.frames)
 		f, err := fr.ReadFrame()
@@ -105,7 +114,7 @@ func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 		case errors.As(err, new(http2.ConnectionError)):
 			return false, sniffError{http2.ErrCode(err.(http2.ConnectionError))}
 		case errors.As(err, new(http2.StreamError)):
-			return true, nil // malformed: let the real server say so
+			return false, nil // malformed: net/http says so
 		case err != nil:
 			return len(s.frames) > maxSniffBytes, err
 		}
@@ -118,17 +127,26 @@ func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 				}
 				continue
 			}
-			if f.NumSettings() > maxSettings {
-				return false, sniffError{http2.ErrCodeProtocol}
+			if f.NumSettings() > maxSettings || f.HasDuplicates() {
+				return false, sniffError{http2.ErrCodeProtocol} // as net/http
 			}
-			if err := f.ForeachSetting(func(st http2.Setting) error { return st.Valid() }); err != nil {
-				return true, nil // grpc.Server answers an invalid setting
+			var ce http2.ConnectionError
+			if errors.As(f.ForeachSetting(func(st http2.Setting) error { return st.Valid() }), &ce) {
+				return false, sniffError{http2.ErrCode(ce)}
 			}
 			if err := s.write(settingsAckFrame); err != nil {
 				return false, err
 			}
-			s.acks++
-		case *http2.WindowUpdateFrame, *http2.PriorityFrame, *http2.UnknownFrame:
+			s.frames = s.frames[:start]
+			f.ForeachSetting(s.keep)
+		case *http2.WindowUpdateFrame:
+			if f.StreamID != 0 {
+				return false, nil // on an idle stream
+			}
+			if window += int64(f.Increment); window > h2MaxWindow {
+				return false, sniffError{http2.ErrCodeFlowControl}
+			}
+		case *http2.UnknownFrame:
 		case *http2.MetaHeadersFrame:
 			for _, hf := range f.Fields {
 				s.head.field(hf)
@@ -136,11 +154,42 @@ func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 			s.head.other = s.head.other || f.Truncated
 			return s.head.isGRPC(), nil
 		default:
-			// PING, GOAWAY, DATA before HEADERS...: not a request we can
-			// read; gRPC's server handles every frame type correctly.
-			return true, nil
+			return false, nil
 		}
 	}
+}
+
+// keep records a setting the client sent; unknown ones are ignored (RFC
+// 9113 §6.5.2), so the merged frame has a handful of entries at most.
+func (s *h2Sniffer) keep(st http2.Setting) error {
+	if st.ID < http2.SettingHeaderTableSize || st.ID > http2.SettingMaxHeaderListSize && st.ID != 8 && st.ID != 9 {
+		return nil
+	}
+	for i := range s.settings {
+		if s.settings[i].ID == st.ID {
+			s.settings[i].Val = st.Val
+			return nil
+		}
+	}
+	s.settings = append(s.settings, st)
+	return nil
+}
+
+// replay is what the server the connection goes to reads first, after the
+// preface: the client's SETTINGS merged in one frame, then the other
+// frames sniffed; acked says whether that server's ACK of the SETTINGS
+// frame must be dropped (the sniffer sent it already).
+func (s *h2Sniffer) replay() (frames []byte, acked bool) {
+	if len(s.settings) == 0 {
+		return s.frames, false
+	}
+	out := make([]byte, 9, 9+6*len(s.settings)+len(s.frames))
+	out[2], out[3] = byte(6*len(s.settings)), frameSettings
+	for _, st := range s.settings {
+		out = binary.BigEndian.AppendUint16(out, uint16(st.ID))
+		out = binary.BigEndian.AppendUint32(out, st.Val)
+	}
+	return append(out, s.frames...), true
 }
 
 func (s *h2Sniffer) write(frame []byte) error {
@@ -155,7 +204,7 @@ func (s *h2Sniffer) write(frame []byte) error {
 // server never sent that SETTINGS, and net/http's HTTP/2 server closes a
 // connection that acknowledges settings it did not send. After the ACK it
 // is a plain pass-through. On the write side it removes the server's first
-// dropAcks SETTINGS ACKs: the sniffer already sent them.
+// SETTINGS ACK when dropAck is set: the sniffer already sent it.
 type ackFilterConn struct {
 	net.Conn
 	pending []byte // read from the connection, not yet returned
@@ -164,8 +213,8 @@ type ackFilterConn struct {
 	acked   bool
 	rbuf    []byte // read buffer until the ACK is seen
 
-	dropAcks int
-	wout     frameFilter
+	dropAck bool
+	wout    frameFilter
 }
 
 func (c *ackFilterConn) Read(p []byte) (int, error) {
@@ -237,12 +286,12 @@ func (c *ackFilterConn) scan() {
 // Write passes the server's frames on, without the SETTINGS ACKs the
 // sniffer already sent.
 func (c *ackFilterConn) Write(p []byte) (int, error) {
-	if c.dropAcks == 0 && c.wout.empty() {
+	if !c.dropAck && c.wout.empty() {
 		return c.Conn.Write(p)
 	}
 	return c.wout.write(c.Conn, p, func(h []byte) bool {
-		if c.dropAcks > 0 && h[3] == frameSettings && h[4]&flagAck != 0 {
-			c.dropAcks--
+		if c.dropAck && h[3] == frameSettings && h[4]&flagAck != 0 {
+			c.dropAck = false
 			return true
 		}
 		return false

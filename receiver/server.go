@@ -122,7 +122,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		MaxHeaderBytes:    64 << 10,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: int(cfg.MaxStreams),
-			MaxReadFrameSize:     1 << 20,
+			MaxReadFrameSize:     h2MaxFrameSize, // what the sniffer advertised first
 		},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -239,11 +239,12 @@ func (rc *Receiver) routeHTTP2(conn net.Conn, preface []byte) {
 		conn.Close()
 		return
 	}
+	frames, settingsAcked := sn.replay()
 	if isGRPC && sn.head.kind() != h2Other && !rc.h2.off && !rc.cfg.PushWaits {
-		rc.serveH2(conn, sn.frames, sn.acks)
+		rc.serveH2(conn, frames, settingsAcked)
 		return
 	}
-	replay := &ackFilterConn{Conn: conn, pending: append(preface, sn.frames...), acked: sn.acked, dropAcks: sn.acks}
+	replay := &ackFilterConn{Conn: conn, pending: append(preface, frames...), acked: sn.acked, dropAck: settingsAcked}
 	replay.scanned = len(replay.pending)
 	if isGRPC || err != nil { // a client idle since connecting is a gRPC client more often than not
 		rc.native.deliver(newGRPCOnlyConn(replay, rc.budget))
