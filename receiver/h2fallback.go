@@ -65,6 +65,7 @@ type grpcOnlyConn struct {
 
 	// write side
 	wmu     sync.Mutex
+	wd      writeDeadline
 	wleft   int      // bytes of grpc's current outgoing frame still to come
 	whdr    []byte   // partial outgoing frame header
 	pending [][]byte // frames to inject at the next frame boundary
@@ -387,6 +388,7 @@ func (g *grpcOnlyConn) inject(frame []byte) {
 }
 
 func (g *grpcOnlyConn) flushPending() {
+	g.wd.extend(g.Conn)
 	for _, f := range g.pending {
 		g.Conn.Write(f)
 	}
@@ -398,6 +400,7 @@ func (g *grpcOnlyConn) flushPending() {
 func (g *grpcOnlyConn) Write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
+	g.wd.extend(g.Conn) // grpc sets no write deadline
 	if len(g.pending) == 0 {
 		n, err := g.Conn.Write(p)
 		g.track(p[:n])

@@ -98,7 +98,7 @@ type h2Conn struct {
 	replySubtype  string
 	replyGzip     bool
 	deadline      time.Time // the read deadline set last
-	writeDeadline time.Time
+	writeDeadline writeDeadline
 }
 
 // h2Stream is one request being uploaded.
@@ -296,11 +296,7 @@ func (c *h2Conn) flush() bool {
 	if c.out.Len() == 0 {
 		return true
 	}
-	// A client that stops reading is cut off after h2WriteTimeout.
-	if d := time.Now().Add(h2WriteTimeout); d.Sub(c.writeDeadline) > h2WriteTimeout/16 {
-		c.conn.SetWriteDeadline(d)
-		c.writeDeadline = d
-	}
+	c.writeDeadline.extend(c.conn) // a client that stops reading is cut off
 	_, err := c.conn.Write(c.out.Bytes())
 	c.out.Reset()
 	return err == nil

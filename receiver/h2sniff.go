@@ -192,6 +192,18 @@ func (s *h2Sniffer) replay() (frames []byte, acked bool) {
 	return append(out, s.frames...), true
 }
 
+// writeDeadline keeps a connection's write deadline h2WriteTimeout ahead
+// of every write, moving it only when it has aged a sixteenth of that (a
+// timer update per write would cost more than the writes of small replies).
+type writeDeadline struct{ at time.Time }
+
+func (w *writeDeadline) extend(c net.Conn) {
+	if d := time.Now().Add(h2WriteTimeout); d.Sub(w.at) > h2WriteTimeout/16 {
+		c.SetWriteDeadline(d)
+		w.at = d
+	}
+}
+
 func (s *h2Sniffer) write(frame []byte) error {
 	s.conn.SetWriteDeadline(time.Now().Add(h2WriteTimeout))
 	_, err := s.conn.Write(frame)
@@ -215,6 +227,7 @@ type ackFilterConn struct {
 
 	dropAck bool
 	wout    frameFilter
+	wd      writeDeadline
 }
 
 func (c *ackFilterConn) Read(p []byte) (int, error) {
@@ -286,6 +299,7 @@ func (c *ackFilterConn) scan() {
 // Write passes the server's frames on, without the SETTINGS ACKs the
 // sniffer already sent.
 func (c *ackFilterConn) Write(p []byte) (int, error) {
+	c.wd.extend(c.Conn) // the servers behind set no write deadline on HTTP/2
 	if !c.dropAck && c.wout.empty() {
 		return c.Conn.Write(p)
 	}
