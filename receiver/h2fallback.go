@@ -168,9 +168,8 @@ func (g *grpcOnlyConn) pass(b []byte) (m, kept int) {
 			}
 			g.refuse()
 			b = b[:i+copy(b[i:], b[i+9+length:])]
-		case typ == frameContinuation && stream > g.lastGood, g.refusing && stream > g.lastGood:
-			return i, len(b)
-		case typ == frameData && length > 0 && !g.charge(stream, length):
+		case typ == frameContinuation && stream > g.lastGood, g.refusing && stream > g.lastGood,
+			typ == frameData && (g.cut[stream] || length > 0 && !g.charge(stream, length)):
 			return i, len(b)
 		default:
 			g.ended(typ, stream)

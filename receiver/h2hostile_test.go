@@ -5,9 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
-	"math/rand/v2"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"runtime/metrics"
 	"sync"
@@ -72,30 +73,32 @@ func TestH2SettingsAckedBeforeRouting(t *testing.T) {
 		{"grpc.Server (zstd)", exportHeaders("grpc-encoding", "zstd"), grpcMessage(1, []byte("not zstd"))},
 		{"net/http", hdrs(":method", "GET", ":scheme", "http", ":path", "/healthz", ":authority", "traceport"), nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tr := startReceiver(t, Config{})
-			c := dialH2(t, tr.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
-			c.waitUntil("the ACK of the client's SETTINGS, before any request", func() bool {
-				for _, ev := range c.events {
-					if ev.typ == http2.FrameSettings && ev.flags.Has(http2.FlagSettingsAck) {
-						return true
+		for _, settings := range [][]http2.Setting{nil, {{ID: http2.SettingInitialWindowSize, Val: 1 << 20}}} {
+			t.Run(fmt.Sprintf("%s, %d settings", tc.name, len(settings)), func(t *testing.T) {
+				tr := startReceiver(t, Config{})
+				c := dialH2(t, tr.addr, settings...)
+				c.waitUntil("the ACK of the client's SETTINGS, before any request", func() bool {
+					for _, ev := range c.events {
+						if ev.typ == http2.FrameSettings && ev.flags.Has(http2.FlagSettingsAck) {
+							return true
+						}
 					}
+					return false
+				})
+				c.headers(1, tc.headers, tc.body == nil, 1)
+				if tc.body != nil {
+					c.data(1, tc.body, true)
 				}
-				return false
+				c.await(1)
+				c.barrier([8]byte{'d', 'o', 'n', 'e'})
+				if n := c.settingsAcks(); n != 1 {
+					t.Errorf("%d SETTINGS ACKs for the client's one SETTINGS, want 1:\n%s", n, c.frames())
+				}
+				if o := c.outcome(1); o.text == "" || o.code == noReply && tc.body != nil {
+					t.Errorf("no reply: %s", o.text)
+				}
 			})
-			c.headers(1, tc.headers, tc.body == nil, 1)
-			if tc.body != nil {
-				c.data(1, tc.body, true)
-			}
-			c.await(1)
-			c.barrier([8]byte{'d', 'o', 'n', 'e'})
-			if n := c.settingsAcks(); n != 1 {
-				t.Errorf("%d SETTINGS ACKs for the client's one SETTINGS, want 1:\n%s", n, c.frames())
-			}
-			if o := c.outcome(1); o.text == "" || o.code == noReply && tc.body != nil {
-				t.Errorf("no reply: %s", o.text)
-			}
-		})
+		}
 	}
 }
 
@@ -720,7 +723,7 @@ func FuzzH2Sniff(f *testing.F) {
 			return // GOAWAY and close: nothing is replayed
 		}
 		replay, merged := s.replay()
-		if merged != (len(s.settings) > 0) || merged && c.wrote.Len() == 0 {
+		if merged != s.sawSettings || merged && c.wrote.Len() == 0 {
 			t.Fatalf("replay with merged SETTINGS %v, %d settings kept, %d bytes of ACKs sent", merged, len(s.settings), c.wrote.Len())
 		}
 		sent := withoutSettings(frames)

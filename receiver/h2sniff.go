@@ -50,11 +50,12 @@ var settingsAckFrame = []byte{0, 0, 0, frameSettings, flagAck, 0, 0, 0, 0}
 // SETTINGS frames read back to back with one ACK; with no stream open yet,
 // only each setting's last value matters.)
 type h2Sniffer struct {
-	conn     net.Conn
-	frames   []byte          // raw frames read, the ACK of our SETTINGS and the client's SETTINGS removed
-	acked    bool            // the client's ACK of emptySettingsFrame was seen and removed
-	settings []http2.Setting // the client's SETTINGS, acknowledged, each ID once with its last value
-	head     h2Head          // what the first request's headers say
+	conn        net.Conn
+	frames      []byte          // raw frames read, the ACK of our SETTINGS and the client's SETTINGS removed
+	acked       bool            // the client's ACK of emptySettingsFrame was seen and removed
+	settings    []http2.Setting // the client's SETTINGS, acknowledged, each ID once with its last value
+	sawSettings bool
+	head        h2Head // what the first request's headers say
 
 	afterFirstFrame func() // called once the client's first frame is in
 }
@@ -138,6 +139,7 @@ func (s *h2Sniffer) firstRequestIsGRPC() (bool, error) {
 				return false, err
 			}
 			s.frames = s.frames[:start]
+			s.sawSettings = true
 			f.ForeachSetting(s.keep)
 		case *http2.WindowUpdateFrame:
 			if f.StreamID != 0 {
@@ -180,7 +182,7 @@ func (s *h2Sniffer) keep(st http2.Setting) error {
 // frames sniffed; acked says whether that server's ACK of the SETTINGS
 // frame must be dropped (the sniffer sent it already).
 func (s *h2Sniffer) replay() (frames []byte, acked bool) {
-	if len(s.settings) == 0 {
+	if !s.sawSettings {
 		return s.frames, false
 	}
 	out := make([]byte, 9, 9+6*len(s.settings)+len(s.frames))
