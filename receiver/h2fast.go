@@ -72,8 +72,7 @@ type h2Conn struct {
 	rc     *Receiver
 	br     *bufio.Reader
 	fr     *http2.Framer
-	dec    *hpack.Decoder // the framer's; nil once no header block will be read again
-	out    bytes.Buffer   // frames to write at the end of the batch
+	out    bytes.Buffer // frames to write at the end of the batch
 	client string
 
 	head     h2Head // what the last header block says
@@ -146,8 +145,7 @@ func (rc *Receiver) serveH2(conn net.Conn, frames []byte, settingsAcked bool) {
 	}
 	defer rc.h2.remove(&c.fastConn)
 	c.br = bufio.NewReaderSize(&replayConn{Conn: conn, head: frames}, h2ReadBufSize)
-	c.dec = hpack.NewDecoder(4096, nil)
-	c.fr = newH2Framer(&c.out, c.br, c.dec)
+	c.fr = newH2Framer(&c.out, c.br, hpack.NewDecoder(4096, nil))
 	c.fr.SetReuseFrames()
 	c.serve()
 }
