@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,5 +129,52 @@ func TestHostileH2DeclaredSizes(t *testing.T) {
 	}
 	if sent < 20 || ok*10 < sent*9 {
 		t.Errorf("legitimate clients got %d of %d requests answered within 1 s, want at least 90%%", ok, sent)
+	}
+}
+
+// procCPU is the CPU time a process has used (utime+stime, clock ticks of
+// 10 ms).
+func procCPU(t *testing.T, pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// TestHostileH2RapidReset: 100k HEADERS+RST_STREAM pairs (100 connections
+// of 1000) on the gRPC fast path stay cheap for the real binary: a
+// connection resetting 1000 streams with none completing is closed.
+func TestHostileH2RapidReset(t *testing.T) {
+	tp := startTraceportBin(t, plainBin, "--log-level", "warn", "--summary-interval", "0")
+	pid := tp.proc.cmd.Process.Pid
+	before := procCPU(t, pid)
+	hb := func(enc *hpack.Encoder, buf *bytes.Buffer) []byte {
+		buf.Reset()
+		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/opentelemetry.proto.collector.trace.v1.TraceService/Export"},
+			{":authority", "traceport"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+			enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		return buf.Bytes()
+	}
+	for range 100 {
+		conn := h2Attack(t, tp.addr, func(fr *http2.Framer, enc *hpack.Encoder, buf *bytes.Buffer) {
+			for i := range 1001 {
+				id := uint32(1 + 2*i)
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb(enc, buf), EndHeaders: true})
+				fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			}
+		})
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		io.Copy(io.Discard, conn) // until traceport closes it
+		conn.Close()
+	}
+	cpu := procCPU(t, pid) - before
+	t.Logf("100k HEADERS+RST_STREAM: %v of traceport's CPU", cpu)
+	if cpu > 2*time.Second {
+		t.Errorf("100k HEADERS+RST_STREAM cost traceport %v of CPU", cpu)
 	}
 }
