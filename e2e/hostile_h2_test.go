@@ -174,7 +174,7 @@ func TestHostileH2RapidReset(t *testing.T) {
 	}
 	cpu := procCPU(t, pid) - before
 	t.Logf("100k HEADERS+RST_STREAM: %v of traceport's CPU", cpu)
-	if cpu > 2*time.Second {
+	if cpu > 5*time.Second {
 		t.Errorf("100k HEADERS+RST_STREAM cost traceport %v of CPU", cpu)
 	}
 }
