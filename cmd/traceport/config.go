@@ -54,6 +54,8 @@ type Config struct {
 	JaegerTLSSkipVerify bool
 	JaegerHeaders       headerMap
 
+	Kafka kafkaFlags // --kafka-*: Kafka instead of Jaeger (kafka.go)
+
 	BatchMaxSpans        int
 	BatchTimeout         time.Duration
 	QueueSpans           int
@@ -74,6 +76,8 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	getenv func(string) string // for --kafka-sasl-password-env
 }
 
 // defaultConfig is what traceport runs with when nothing is set: all
@@ -109,6 +113,7 @@ func defaultConfig() Config {
 		LogLevel:             "info",
 		LogFormat:            "text",
 		Diagnose:             defaultDiagnoseConfig(),
+		Kafka:                defaultKafkaFlags(exp.Kafka),
 	}
 }
 
@@ -162,6 +167,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	c.Diagnose.register(fs) // issue 7
+	c.Kafka.register(fs)
 	return fs
 }
 
@@ -169,6 +175,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 // file, in that order of precedence.
 func loadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := defaultConfig()
+	c.getenv = getenv
 	fs := c.flagSet(out)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "traceport: one port for every trace protocol (Zipkin, OTLP, Jaeger), forwarded to Jaeger.\n\nUsage: traceport [flags]\n\nEvery flag can also be set as TRACEPORT_<NAME> in the environment or as <name> in the --config YAML file.\n\nFlags:\n")
@@ -209,7 +216,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 // flags (TRACEPORT_ALSO_LISTEN=:9411,:4318).
 func splitRepeatable(f *flag.Flag, v string) []string {
 	switch f.Value.(type) {
-	case *stringList, *headerMap:
+	case *stringList, *headerMap, *commaList:
 		return strings.Split(v, ",")
 	}
 	return []string{v}
@@ -318,6 +325,9 @@ func (c *Config) check() error {
 		bad("%s", msg)
 	}
 	exp := c.exporterConfig(nil)
+	kafka, err := c.kafkaConfig()
+	exp.Kafka = kafka
+	errs = append(errs, err)
 	if err := exp.Validate(); err != nil {
 		errs = append(errs, err)
 	}

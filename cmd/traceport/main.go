@@ -77,7 +77,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	exp, err := exporter.New(cfg.exporterConfig(jaegerTLS), reg, log)
+	expCfg := cfg.exporterConfig(jaegerTLS)
+	if expCfg.Kafka, err = cfg.kafkaConfig(); err != nil {
+		return err
+	}
+	exp, err := exporter.New(expCfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +112,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("listening", "addr", ln.Addr().String(), "tls", serverTLS != nil)
 		go func() { serveErr <- rc.Serve(ln) }()
 	}
-	if cfg.Jaeger == "" {
+	if k := expCfg.Kafka; k.Enabled() {
+		log.Info("forwarding to Kafka", "brokers", k.Brokers, "topic", k.Topic, "encoding", k.Encoding, "acks", k.Acks, "sasl", k.SASL, "tls", k.TLS != nil)
+	} else if cfg.Jaeger == "" {
 		log.Info("no --jaeger set: spans are counted and discarded")
 	} else {
 		log.Info("forwarding", "jaeger", cfg.Jaeger, "protocol", cfg.JaegerProtocol, "compression", cfg.JaegerCompression)
