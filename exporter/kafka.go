@@ -11,7 +11,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/gogo/protobuf/jsonpb"
 	"github.com/jaegertracing/jaeger-idl/model/v1"
@@ -171,8 +170,12 @@ func newKafkaClient(k *KafkaConfig, cfg *Config) (*kgo.Client, error) {
 		// An attempt is bounded like every export attempt; past it the
 		// exporter's backoff decides, as for the other destinations.
 		kgo.RecordDeliveryTimeout(cfg.Timeout),
-		// Each sender produces at most one batch at a time.
-		kgo.MaxBufferedRecords(max(cfg.Senders*cfg.BatchMaxSpans, 10_000)),
+		// Each sender produces one batch at a time, but records abandoned
+		// in an outage stay buffered until the broker answers. Bounded:
+		// beyond this Produce blocks until the attempt's end. Room for a
+		// few batches per sender, as Jaeger's encodings are 2-3x OTLP.
+		kgo.MaxBufferedRecords(4 * (cfg.Senders + 1) * max(cfg.BatchMaxSpans, 1024)),
+		kgo.MaxBufferedBytes(4 * (cfg.Senders + 1) * cfg.BatchMaxBytes),
 	}
 	switch k.Acks {
 	case "all":
@@ -224,18 +227,7 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 			permanent = &attemptError{code: kerr.MessageTooLarge.Message, err: fmt.Errorf("%d spans each larger than kafka-max-message-bytes %d allows: %w", tooLarge, e.cfg.Kafka.MaxMessageBytes, kerr.MessageTooLarge)}
 		}
 	}
-	results := make([]error, len(b.kafka))
-	var wg sync.WaitGroup
-	wg.Add(len(b.kafka))
-	for i, r := range b.kafka {
-		r.rec.Context = nil // a retried record must not keep the last attempt's context
-		e.kafka.Produce(ctx, r.rec, func(_ *kgo.Record, err error) {
-			results[i] = err
-			wg.Done()
-		})
-	}
-	wg.Wait()
-
+	results := e.produce(ctx, b.kafka)
 	var retry []kafkaRecord
 	for i, err := range results {
 		r := b.kafka[i]
@@ -245,7 +237,8 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 		}
 		ae := classifyKafka(err)
 		if ae.retryable {
-			retry = append(retry, r)
+			// A fresh record: an abandoned one may still be the client's.
+			retry = append(retry, kafkaRecord{rec: &kgo.Record{Key: r.rec.Key, Value: r.rec.Value}, spans: r.spans})
 			transient = ae
 			continue
 		}
@@ -262,6 +255,41 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 	return nil
 }
 
+// errAbandoned is the result of a record the client still holds when the
+// attempt's time is up.
+var errAbandoned = errors.New("kafka: no answer within export-timeout")
+
+// produce hands the records to the client and waits for each one's result
+// until ctx ends. The client may keep a record it already sent to a broker
+// that went away (the idempotent producer never fails those on a timeout,
+// so as not to reorder); such a record is abandoned here as errAbandoned
+// and sent again as a new record on retry, so a sender never waits for a
+// broker longer than export-timeout. If the abandoned one is delivered
+// later too, the trace's spans are in the topic twice: at least once.
+func (e *Exporter) produce(ctx context.Context, recs []kafkaRecord) []error {
+	type result struct {
+		i   int
+		err error
+	}
+	done := make(chan result, len(recs)) // never blocks the client's callbacks
+	for i, r := range recs {
+		e.kafka.Produce(ctx, r.rec, func(_ *kgo.Record, err error) { done <- result{i, err} })
+	}
+	results := make([]error, len(recs))
+	for i := range results {
+		results[i] = errAbandoned
+	}
+	for range recs {
+		select {
+		case r := <-done:
+			results[r.i] = r.err
+		case <-ctx.Done():
+			return results
+		}
+	}
+	return results
+}
+
 // classifyKafka decides retryability of a produce failure. Kafka's own
 // error codes say whether they are retriable (kerr), with one exception:
 // an unknown topic is retried by the client (UnknownTopicRetries) before it
@@ -274,7 +302,7 @@ func classifyKafka(err error) *attemptError {
 		retryable := ke.Retriable && !errors.Is(err, kerr.UnknownTopicOrPartition)
 		return &attemptError{code: ke.Message, retryable: retryable, err: err}
 	}
-	if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errAbandoned) {
 		return &attemptError{code: "timeout", retryable: true, err: err}
 	}
 	return transportError(err)
