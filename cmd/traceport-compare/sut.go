@@ -40,9 +40,9 @@ type env struct {
 	sinkAddr                string
 	sink                    *sink.Sink
 	kafka                   *kafkaSink // the Kafka rows' broker, nil without them
-	dir                     string // configs and logs
-	sutCPU                  int    // -1: no pinning
-	runs                    int    // numbers log files
+	dir                     string     // configs and logs
+	sutCPU                  int        // -1: no pinning
+	runs                    int        // numbers log files
 }
 
 // sut is one running process of a system under test.
