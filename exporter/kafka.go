@@ -323,13 +323,31 @@ func kafkaRecords(data []byte, k *KafkaConfig) (recs []kafkaRecord, tooLarge int
 	if err := walkSpans(data, &w); err != nil {
 		return nil, 0, err
 	}
-	for _, trace := range w.byTrace() {
-		key := traceKey(w.spans[trace[0]].traceID)
+	if len(w.spans) == 0 {
+		return nil, 0, nil
+	}
+	traces := w.byTrace()
+	// One allocation each for the values, keys and records of the batch,
+	// not three per record: with short traces a record is a span or two.
+	// Values are about the batch's size plus the resource and scope
+	// headers each record repeats; the arena grows if that was short
+	// (slices already cut keep the old array).
+	arena := make([]byte, 0, len(data)+len(traces)*(len(w.resources[0])+len(w.scopes[0].header)+16))
+	keys := make([]byte, 32*len(traces))
+	records := make([]kgo.Record, 0, len(traces))
+	recs = make([]kafkaRecord, 0, len(traces))
+	for i, trace := range traces {
+		key := keys[32*i : 32*i+32 : 32*i+32]
+		id := w.spans[trace[0]].traceID
+		hex.Encode(key, id[:])
 		var encErr error
 		size := func(spans []int) int { return w.requestSize(spans) } // JSON is larger: checked once encoded
 		tooLarge += fitRecords(trace, limit, size, func(spans []int) bool {
-			value := w.appendRequest(make([]byte, 0, w.requestSize(spans)), spans)
+			start := len(arena)
+			arena = w.appendRequest(arena, spans)
+			value := arena[start:len(arena):len(arena)]
 			if k.Encoding == KafkaOTLPJSON {
+				arena = arena[:start]
 				if value, encErr = otlpJSON(value); encErr != nil {
 					return true // stop here, reported below
 				}
@@ -337,7 +355,8 @@ func kafkaRecords(data []byte, k *KafkaConfig) (recs []kafkaRecord, tooLarge int
 					return false
 				}
 			}
-			recs = append(recs, kafkaRecord{rec: &kgo.Record{Key: key, Value: value}, spans: len(spans)})
+			records = append(records, kgo.Record{Key: key, Value: value})
+			recs = append(recs, kafkaRecord{rec: &records[len(records)-1], spans: len(spans)})
 			return true
 		})
 		if encErr != nil {

@@ -42,36 +42,59 @@ type wireSpan struct {
 
 // walkSpans takes data apart. It allocates only the index slices, in
 // proportion to what is actually there; unknown fields of the request are
-// skipped, unknown fields of resources, scopes and spans are kept.
+// skipped, unknown fields of resources, scopes and spans are kept. Equal
+// resources (and equal scopes of one resource) get one index: a batch of
+// pushes from one service holds its resource once per push, and the spans
+// of a trace then share one ResourceSpans when written back.
 func walkSpans(data []byte, w *wireSpans) error {
+	resIndex := map[string]int{}
+	scopeIndex := map[wireScopeKey]int{}
 	return eachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		if num != fieldRequestResourceSpans || typ != protowire.BytesType {
 			return nil
 		}
-		res := len(w.resources)
 		var header []byte
+		var scopes [][]byte
 		err := eachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num != fieldResourceScopeSpans || typ != protowire.BytesType {
 				header = append(header, field...)
-				return nil
+			} else {
+				scopes = append(scopes, value)
 			}
-			return walkScope(value, res, w)
+			return nil
 		})
-		w.resources = append(w.resources, header)
-		return err
+		if err != nil {
+			return err
+		}
+		res, ok := resIndex[string(header)]
+		if !ok {
+			res = len(w.resources)
+			resIndex[string(header)] = res
+			w.resources = append(w.resources, header)
+		}
+		for _, sc := range scopes {
+			if err := walkScope(sc, res, w, scopeIndex); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
-func walkScope(data []byte, res int, w *wireSpans) error {
-	scope := len(w.scopes)
-	w.scopes = append(w.scopes, wireScope{resource: res})
+type wireScopeKey struct {
+	resource int
+	header   string
+}
+
+func walkScope(data []byte, res int, w *wireSpans, index map[wireScopeKey]int) error {
 	var header []byte
+	first := len(w.spans)
 	err := eachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		if num != fieldScopeSpans || typ != protowire.BytesType {
 			header = append(header, field...)
 			return nil
 		}
-		s := wireSpan{scope: scope, data: value}
+		s := wireSpan{data: value}
 		err := eachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num == fieldSpanTraceID && typ == protowire.BytesType && len(value) == 16 {
 				copy(s.traceID[:], value)
@@ -81,7 +104,16 @@ func walkScope(data []byte, res int, w *wireSpans) error {
 		w.spans = append(w.spans, s)
 		return err
 	})
-	w.scopes[scope].header = header
+	key := wireScopeKey{res, string(header)}
+	scope, ok := index[key]
+	if !ok {
+		scope = len(w.scopes)
+		index[key] = scope
+		w.scopes = append(w.scopes, wireScope{resource: res, header: header})
+	}
+	for i := first; i < len(w.spans); i++ {
+		w.spans[i].scope = scope
+	}
 	return err
 }
 
