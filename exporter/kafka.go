@@ -212,7 +212,7 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 	var transient, permanent *attemptError
 	if !b.converted {
 		b.converted = true
-		recs, tooLarge, err := kafkaRecords(b.joined().ReadOnlyData(), &e.cfg.Kafka)
+		recs, tooLarge, err := kafkaRecords(b.joined().ReadOnlyData(), b.spans, &e.cfg.Kafka)
 		if err != nil {
 			b.rejected = b.spans
 			return &attemptError{code: "decode", err: err}
@@ -313,14 +313,14 @@ func classifyKafka(err error) *attemptError {
 // per record, as many as fit in MaxMessageBytes; Jaeger encodings one span
 // per record, as Jaeger's collector writes them. tooLarge counts spans
 // that do not fit a record even alone; they are left out.
-func kafkaRecords(data []byte, k *KafkaConfig) (recs []kafkaRecord, tooLarge int, err error) {
+func kafkaRecords(data []byte, spans int, k *KafkaConfig) (recs []kafkaRecord, tooLarge int, err error) {
 	limit := k.MaxMessageBytes - kafkaRecordOverhead
 	switch k.Encoding {
 	case KafkaJaegerProto, KafkaJaegerJSON:
 		return jaegerRecords(data, k.Encoding, limit)
 	}
 	var w wireSpans
-	if err := walkSpans(data, &w); err != nil {
+	if err := walkSpans(data, spans, &w); err != nil {
 		return nil, 0, err
 	}
 	if len(w.spans) == 0 {

@@ -43,7 +43,7 @@ func batchOf(tb testing.TB, spansPerTrace int) []byte {
 // Jaeger's collector (unkeyed, one record per batch) would write it.
 func unkeyedRecords(data []byte, k *KafkaConfig) ([]kafkaRecord, error) {
 	var w wireSpans
-	if err := walkSpans(data, &w); err != nil {
+	if err := walkSpans(data, 8000, &w); err != nil {
 		return nil, err
 	}
 	all := make([]int, len(w.spans))
@@ -81,7 +81,7 @@ func BenchmarkKafkaRecords(b *testing.B) {
 					var recs []kafkaRecord
 					var err error
 					if keyed {
-						recs, _, err = kafkaRecords(data, &k)
+						recs, _, err = kafkaRecords(data, 8000, &k)
 					} else {
 						recs, err = unkeyedRecords(data, &k)
 					}

@@ -15,7 +15,10 @@ const (
 	fieldSpanTraceID          = 1 // Span.trace_id
 )
 
-var errWire = errors.New("malformed OTLP request")
+var (
+	errWire  = errors.New("malformed OTLP request")
+	errFound = errors.New("found") // ends a walk early; never returned
+)
 
 // wireSpans is a serialized ExportTraceServiceRequest (or several,
 // concatenated) taken apart down to its spans without decoding them: every
@@ -40,13 +43,14 @@ type wireSpan struct {
 	data    []byte // the serialized Span
 }
 
-// walkSpans takes data apart. It allocates only the index slices, in
-// proportion to what is actually there; unknown fields of the request are
+// walkSpans takes data apart, spans a hint of how many spans it holds. It
+// allocates only the index slices; unknown fields of the request are
 // skipped, unknown fields of resources, scopes and spans are kept. Equal
 // resources (and equal scopes of one resource) get one index: a batch of
 // pushes from one service holds its resource once per push, and the spans
 // of a trace then share one ResourceSpans when written back.
-func walkSpans(data []byte, w *wireSpans) error {
+func walkSpans(data []byte, spans int, w *wireSpans) error {
+	w.spans = make([]wireSpan, 0, spans)
 	resIndex := map[string]int{}
 	scopeIndex := map[wireScopeKey]int{}
 	return eachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
@@ -98,10 +102,14 @@ func walkScope(data []byte, res int, w *wireSpans, index map[wireScopeKey]int) e
 		err := eachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num == fieldSpanTraceID && typ == protowire.BytesType && len(value) == 16 {
 				copy(s.traceID[:], value)
+				return errFound // encoders write it first: the rest need not be read
 			}
 			return nil
 		})
 		w.spans = append(w.spans, s)
+		if err == errFound {
+			err = nil
+		}
 		return err
 	})
 	key := wireScopeKey{res, string(header)}
