@@ -325,9 +325,9 @@ func (c *Config) check() error {
 		bad("%s", msg)
 	}
 	exp := c.exporterConfig(nil)
-	kafka, err := c.kafkaConfig()
-	exp.Kafka = kafka
-	errs = append(errs, err)
+	if _, err := c.kafkaConfig(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := exp.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -357,6 +357,7 @@ func (c *Config) exporterConfig(tlsConf *tls.Config) exporter.Config {
 		Compression:          c.JaegerCompression,
 		TLS:                  tlsConf,
 		Headers:              c.JaegerHeaders,
+		Kafka:                c.kafkaOrZero(),
 		BatchMaxSpans:        c.BatchMaxSpans,
 		BatchTimeout:         c.BatchTimeout,
 		QueueSpans:           c.QueueSpans,

@@ -116,6 +116,13 @@ func (c *Config) kafkaConfig() (exporter.KafkaConfig, error) {
 	return out, errors.Join(errs...)
 }
 
+// kafkaOrZero is kafkaConfig for exporterConfig, which cannot fail: check
+// and serve call kafkaConfig first and report its errors.
+func (c *Config) kafkaOrZero() exporter.KafkaConfig {
+	k, _ := c.kafkaConfig()
+	return k
+}
+
 func (k *kafkaFlags) tlsConfig() (*tls.Config, error) {
 	if !k.TLS && k.TLSCA == "" && k.TLSCert == "" && !k.TLSSkipVerify {
 		return nil, nil

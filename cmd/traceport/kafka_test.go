@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestKafkaValidate: bad --kafka-* settings fail --validate with an error
@@ -76,5 +79,29 @@ kafka-sasl-password-file: `+pwFile+`
 	}
 	if k, _ := cfg.kafkaConfig(); !slices.Equal(k.Brokers, []string{"a:1", "b:2"}) || k.Topic != "jaeger-spans" || k.Encoding != "otlp_proto" {
 		t.Errorf("from the environment: %+v", k)
+	}
+}
+
+// TestDoctorWithKafka: with Kafka as the destination, `traceport doctor`
+// sees every probe counted and exported (traceport_exported_spans_total
+// {exporter="kafka"}), as with Jaeger.
+func TestDoctorWithKafka(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "jaeger-spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := defaultConfig()
+	cfg.Kafka.Brokers.Set(strings.Join(c.ListenAddrs(), ","))
+	cfg.BatchTimeout = 10 * time.Millisecond
+	addr := startInProcess(t, cfg)
+	code, out := doctorRun(t, "--endpoint", addr, "--timeout", "15s")
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	for _, p := range []string{"zipkin json", "zipkin proto", "otlp grpc", "otlp http"} {
+		if l := line(out, p); !strings.HasPrefix(l, "✓") || !strings.Contains(l, "counted, exported") {
+			t.Errorf("%s: %q, want ✓ … counted, exported", p, l)
+		}
 	}
 }

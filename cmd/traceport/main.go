@@ -77,10 +77,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	expCfg := cfg.exporterConfig(jaegerTLS)
-	if expCfg.Kafka, err = cfg.kafkaConfig(); err != nil {
+	if _, err := cfg.kafkaConfig(); err != nil {
 		return err
 	}
+	expCfg := cfg.exporterConfig(jaegerTLS)
 	exp, err := exporter.New(expCfg, reg, log)
 	if err != nil {
 		return err
