@@ -20,6 +20,7 @@ import (
 	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -443,5 +444,27 @@ func TestTraceKeyMatchesCollector(t *testing.T) {
 	}
 	if got, want := string(jaegerKey(model.TraceID{High: 0x0001020304050607, Low: 0x08090a0b0c0d0eff})), hex.EncodeToString(id[:]); got != want {
 		t.Errorf("jaeger key %q, want %q", got, want)
+	}
+}
+
+// TestKafkaTopicAuthorizationFailed: a user without Write on the topic
+// gets the batch dropped at once, named by Kafka's error, not retried.
+func TestKafkaTopicAuthorizationFailed(t *testing.T) {
+	c := newKafka(t, 2, kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser(SASLPlain, "admin", "admin"),
+		kfake.User(SASLPlain, "reader", "pw", kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: testTopic,
+			Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true}))
+	e, reg := start(t, kafkaTestConfig(c.ListenAddrs(), func(k *KafkaConfig) {
+		k.SASL, k.SASLUser, k.SASLPassword, k.Acks = SASLPlain, "reader", "pw", "leader"
+	}))
+	if err := e.Push(traceRequest(t, "frontend", 10, 3, 12, 10), 12, true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "export", settled(e))
+	m := scrapeIdentity(t, reg)
+	if s := e.Stats(); s.Dropped[ReasonNonRetryable] != 12 || s.Retries != 0 {
+		t.Errorf("want 12 dropped as non_retryable without a retry, got %+v", s)
+	}
+	if n := m["traceport_export_failures_total{code=TOPIC_AUTHORIZATION_FAILED,exporter=kafka}"]; n != 1 {
+		t.Errorf("failures{code=TOPIC_AUTHORIZATION_FAILED} = %v, want 1: %v", n, m)
 	}
 }
