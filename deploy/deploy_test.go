@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +43,8 @@ func renderings(t *testing.T) map[string]rendering {
 		"kustomize-hostport":    renderKustomize(t, "overlays/hostport"),
 		"kustomize-example-app": renderKustomize(t, "overlays/example-app"),
 		"kustomize-migration":   renderKustomize(t, "overlays/migration"),
+		"kustomize-kafka":       renderKustomize(t, "overlays/kafka"),
+		"helm-kafka":            renderHelm(t, "kafka", "observability", helmKafkaValues),
 		"helm-default":          renderHelm(t, "default", "observability", ""),
 		"helm-full":             renderHelm(t, "full", "observability", helmFullValues),
 		"helm-hostport-1Gi": renderHelm(t, "hostport-1Gi", "observability", `
@@ -208,7 +208,7 @@ func (p onePort) matches(v intstr.IntOrString) bool {
 func TestOnePort(t *testing.T) {
 	rs := renderings(t)
 	appPolicy := rs["kustomize-example-app"]
-	for _, name := range []string{"kustomize-mesh", "kustomize-hostport", "helm-full", "helm-default", "helm-hostport-1Gi"} {
+	for _, name := range []string{"kustomize-mesh", "kustomize-hostport", "helm-full", "helm-default", "helm-hostport-1Gi", "kustomize-kafka", "helm-kafka"} {
 		r := rs[name]
 		t.Run(name, func(t *testing.T) {
 			ds := r.one(t, "DaemonSet").Typed.(*appsv1.DaemonSet)
@@ -305,34 +305,32 @@ func checkRulePorts(t *testing.T, where string, ports []networkingv1.NetworkPoli
 	}
 }
 
-// checkEgress: traceport itself may reach Jaeger's collector port and DNS only.
+// checkEgress: traceport itself may reach its destination's ports (Jaeger's
+// collector, or the Kafka brokers) and DNS only.
 func checkEgress(t *testing.T, np *networkingv1.NetworkPolicy, cfg map[string]any) {
 	t.Helper()
 	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
 		t.Errorf("%s: no Egress policy type: traceport's egress is unrestricted", np.Name)
 		return
 	}
-	jaeger, _ := cfg["jaeger"].(string)
-	_, jp, err := net.SplitHostPort(jaeger)
-	if err != nil {
-		t.Fatalf("config jaeger %q: %v", jaeger, err)
-	}
-	want, _ := strconv.Atoi(jp)
-	var sawJaeger bool
+	want := destinationPorts(t, cfg)
+	var sawDest bool
 	for _, rule := range np.Spec.Egress {
 		if isDNSRule(rule) {
 			continue
 		}
-		if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || rule.Ports[0].Port.IntValue() != want {
-			t.Errorf("%s: egress rule %v is neither DNS nor Jaeger's port %d", np.Name, rule.Ports, want)
+		for _, p := range rule.Ports {
+			if p.Port == nil || !want[p.Port.IntValue()] || p.EndPort != nil {
+				t.Errorf("%s: egress rule %v is neither DNS nor the destination's ports %v", np.Name, rule.Ports, want)
+			}
 		}
-		if len(rule.To) == 0 {
-			t.Errorf("%s: egress to port %d open to every destination", np.Name, want)
+		if len(rule.Ports) == 0 || len(rule.To) == 0 {
+			t.Errorf("%s: egress rule %v open to every port or destination", np.Name, rule)
 		}
-		sawJaeger = true
+		sawDest = true
 	}
-	if !sawJaeger {
-		t.Errorf("%s: no egress rule to Jaeger's port %d", np.Name, want)
+	if !sawDest {
+		t.Errorf("%s: no egress rule to the destination's ports %v", np.Name, want)
 	}
 	checkDNS(t, np.Name, np)
 }
@@ -426,7 +424,7 @@ func traceportConfigRaw(t *testing.T, r rendering) string {
 // TestDaemonSet checks the pod settings the issue asks for.
 func TestDaemonSet(t *testing.T) {
 	rs := renderings(t)
-	for _, name := range []string{"kustomize-mesh", "helm-default", "helm-hostport-1Gi", "kustomize-hostport", "kustomize-migration"} {
+	for _, name := range []string{"kustomize-mesh", "helm-default", "helm-hostport-1Gi", "kustomize-hostport", "kustomize-migration", "kustomize-kafka", "helm-kafka"} {
 		r := rs[name]
 		t.Run(name, func(t *testing.T) {
 			ds := r.one(t, "DaemonSet").Typed.(*appsv1.DaemonSet)

@@ -119,7 +119,7 @@ func TestFlagsAndConfig(t *testing.T) {
 				}
 			}
 			path := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(path, []byte(traceportConfigRaw(t, r)), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(withSecretFiles(t, r, traceportConfigRaw(t, r))), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			out, err := exec.Command(bin, "--config", path, "--validate").CombinedOutput()

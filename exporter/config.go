@@ -32,6 +32,8 @@ type Config struct {
 	TLS *tls.Config
 	// Headers go with every export: gRPC metadata or HTTP headers.
 	Headers map[string]string
+	// Kafka, with brokers, is the destination instead of Endpoint.
+	Kafka KafkaConfig
 
 	// BatchMaxSpans caps a batch (default 8192). Pushes are never split: a
 	// single push larger than this goes alone.
@@ -101,6 +103,7 @@ func (c *Config) SetDefaults() {
 	if c.Compression == "" {
 		c.Compression = "gzip"
 	}
+	c.Kafka.setDefaults()
 	def(&c.BatchMaxSpans, 8192)
 	def(&c.BatchMaxBytes, 4_000_000)
 	defDur(&c.BatchTimeout, 200*time.Millisecond)
@@ -134,6 +137,10 @@ func (c *Config) Validate() error {
 			bad("jaeger-endpoint %q: empty host", c.Endpoint)
 		}
 	}
+	if c.Endpoint != "" && c.Kafka.Enabled() {
+		bad("jaeger and kafka-brokers: set one destination, not both")
+	}
+	errs = append(errs, c.Kafka.validate()...)
 	switch c.Protocol {
 	case ProtocolOTLPGRPC, ProtocolOTLPHTTP, ProtocolJaegerGRPC:
 	default:

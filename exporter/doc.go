@@ -25,6 +25,12 @@
 // klauspost/compress's (about 4x less CPU at the same ratio) and registers
 // "zstd", process-wide: the receiver's gRPC server decompresses with them.
 //
+// With Config.Kafka's brokers the destination is a Kafka topic instead
+// (kafka.go, franz-go): the batch is taken apart on the wire (wire.go),
+// grouped by trace, and written as records of one trace each, keyed by the
+// trace id, cut to the broker's message limit; the queue, retries and
+// accounts are the same.
+//
 // Delivery is at least once: an attempt that times out here may have been
 // accepted there, and is sent again.
 package exporter

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
@@ -60,6 +61,7 @@ type Exporter struct {
 	httpClient *http.Client // otlp-http
 	url        string
 	header     http.Header
+	kafka      *kgo.Client // kafka
 
 	// mu guards the queue and the span accounts together, and the metrics
 	// collector reads them under it: a scrape sees each span in one state.
@@ -103,9 +105,17 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, er
 		draining: make(chan struct{}),
 	}
 	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
-	if cfg.Endpoint == "" {
+	switch {
+	case cfg.Kafka.Enabled():
+		e.name = "kafka"
+		e.send = e.sendKafka
+		var err error
+		if e.kafka, err = newKafkaClient(&e.cfg.Kafka, &e.cfg); err != nil {
+			return nil, fmt.Errorf("kafka-brokers %q: %w", cfg.Kafka.Brokers, err)
+		}
+	case cfg.Endpoint == "":
 		e.name = "none"
-	} else {
+	default:
 		var err error
 		switch cfg.Protocol {
 		case ProtocolOTLPGRPC:
@@ -132,6 +142,9 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, er
 			if e.conn != nil {
 				e.conn.Close()
 			}
+			if e.kafka != nil {
+				e.kafka.Close()
+			}
 			return nil, err
 		}
 		e.wal = w
@@ -149,6 +162,9 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, er
 		e.cancelRun()
 		if e.conn != nil {
 			e.conn.Close()
+		}
+		if e.kafka != nil {
+			e.kafka.Close()
 		}
 		if e.wal != nil {
 			e.wal.close()
@@ -379,6 +395,9 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	if e.httpClient != nil {
 		e.httpClient.CloseIdleConnections()
 	}
+	if e.kafka != nil {
+		e.kafka.Close()
+	}
 	return err
 }
 
@@ -441,6 +460,7 @@ type batch struct {
 	rejected int // spans the backend refused for good (partial success)
 
 	jaeger    []*model.Batch // jaeger-grpc: converted batches not yet sent
+	kafka     []kafkaRecord  // kafka: records not yet accepted
 	converted bool
 }
 
@@ -677,7 +697,7 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 	if b.wire != nil {
 		b.wire.Free()
 	}
-	b.jaeger = nil
+	b.jaeger, b.kafka = nil, nil
 	switch {
 	case left > 0:
 		e.log.Warn("spans dropped", "spans", left, "reason", reasonNames[rest], "err", err)

@@ -71,7 +71,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.set.Repeat, "repeat", 1, "rounds per row, the systems taking turns; each system's median round is reported")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 s windows (about a minute for every row)")
 	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run, e.g. zipkin-json/100,otlp-grpc/10 (default: all)")
-	fs.StringVar(&o.compressions, "compression", "none,gzip", "downstream compressions to run: none, gzip (the default of both systems)")
+	fs.StringVar(&o.compressions, "compression", "none,gzip", "downstreams to run: none, gzip (OTLP to the sink, the default of both systems) or kafka (both write otlp_proto into one in-process Kafka; traceport keys by trace id)")
 	fs.StringVar(&o.out, "out", "bench/compare-results", "write the table to `PREFIX`.md and PREFIX.json (empty: don't)")
 	fs.StringVar(&o.traceport, "traceport", "", "traceport binary (default: built from this tree)")
 	fs.StringVar(&o.jaeger, "jaeger", "", "Jaeger v2 binary (default: scripts/build-jaeger.sh)")
@@ -98,8 +98,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--repeat must be at least 1")
 	}
 	for c := range strings.SplitSeq(o.compressions, ",") {
-		if c != "none" && c != "gzip" {
-			return o, fmt.Errorf("compression %q: want none or gzip", c)
+		if c != "none" && c != "gzip" && c != kafkaDownstream {
+			return o, fmt.Errorf("compression %q: want none, gzip or kafka", c)
 		}
 	}
 	if _, err := selected(o.only); err != nil {
@@ -231,9 +231,15 @@ func compareAll(ctx context.Context, o options, logf func(string, ...any)) (*rep
 	sk := sink.New()
 	go sk.Serve(l)
 	defer sk.Shutdown(context.Background())
-	e.sinkAddr = l.Addr().String()
+	e.sinkAddr, e.sink = l.Addr().String(), sk
+	if strings.Contains(o.compressions, kafkaDownstream) {
+		if e.kafka, err = newKafkaSink(); err != nil {
+			return nil, err
+		}
+		defer e.kafka.close()
+	}
 
-	h := &harness{env: e, sink: sk, set: o.set, ticks: clockTicks(), log: logf}
+	h := &harness{env: e, set: o.set, ticks: clockTicks(), log: logf}
 	ws, _ := selected(o.only)
 	for _, w := range ws {
 		for c := range strings.SplitSeq(o.compressions, ",") {

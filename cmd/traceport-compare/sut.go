@@ -16,7 +16,16 @@ import (
 	"time"
 
 	"github.com/traceport/traceport/bench"
+	"github.com/traceport/traceport/bench/sink"
 )
+
+// counter is where the rows of a downstream count delivered spans.
+func (e *env) counter(downstream string) func() sink.Counts {
+	if downstream == kafkaDownstream {
+		return e.kafka.Count
+	}
+	return e.sink.Count
+}
 
 // system is one system under test: how to start it for a given downstream
 // compression ("none" or "gzip", the default of both systems).
@@ -29,9 +38,11 @@ type system struct {
 type env struct {
 	traceportBin, jaegerBin string
 	sinkAddr                string
-	dir                     string // configs and logs
-	sutCPU                  int    // -1: no pinning
-	runs                    int    // numbers log files
+	sink                    *sink.Sink
+	kafka                   *kafkaSink // the Kafka rows' broker, nil without them
+	dir                     string     // configs and logs
+	sutCPU                  int        // -1: no pinning
+	runs                    int        // numbers log files
 }
 
 // sut is one running process of a system under test.
@@ -41,6 +52,7 @@ type sut struct {
 	targets map[string]string // bench protocol -> HOST:PORT
 	ready   string            // URL that answers 200 once it takes spans
 	logPath string
+	counts  func() sink.Counts // what its downstream has taken so far
 	done    chan struct{}
 	waitErr error
 }
@@ -81,7 +93,7 @@ func (s *sut) stop() {
 
 // launch starts bin pinned to env.sutCPU (taskset execs the binary, so the
 // pid is the system's own) and waits until it is ready.
-func launch(ctx context.Context, e *env, name, bin string, args []string, targets map[string]string, ready string) (*sut, error) {
+func launch(ctx context.Context, e *env, name, bin string, args []string, targets map[string]string, ready string, counts func() sink.Counts) (*sut, error) {
 	e.runs++
 	logPath := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.log", e.runs, name))
 	logf, err := os.Create(logPath)
@@ -99,7 +111,7 @@ func launch(ctx context.Context, e *env, name, bin string, args []string, target
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &sut{name: name, cmd: cmd, targets: targets, ready: ready, logPath: logPath, done: make(chan struct{})}
+	s := &sut{name: name, cmd: cmd, targets: targets, ready: ready, logPath: logPath, counts: counts, done: make(chan struct{})}
 	go func() { s.waitErr = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
 		s.stop()
@@ -162,11 +174,14 @@ var traceport = system{name: "traceport", start: func(ctx context.Context, e *en
 		"--summary-interval", "0",
 		"--log-level", "warn",
 	}
+	if compression == kafkaDownstream {
+		args = []string{"--listen", addr, "--kafka-brokers", e.kafka.addr(), "--summary-interval", "0", "--log-level", "warn"}
+	}
 	targets := map[string]string{}
 	for _, p := range bench.Protocols {
 		targets[p] = addr
 	}
-	return launch(ctx, e, "traceport", e.traceportBin, args, targets, "http://"+addr+"/readyz")
+	return launch(ctx, e, "traceport", e.traceportBin, args, targets, "http://"+addr+"/readyz", e.counter(compression))
 }}
 
 var jaeger = system{name: "jaeger", start: func(ctx context.Context, e *env, compression string) (*sut, error) {
@@ -176,6 +191,9 @@ var jaeger = system{name: "jaeger", start: func(ctx context.Context, e *env, com
 	}
 	otlpGRPC, otlpHTTP, zipkin, health, metrics := ports[0], ports[1], ports[2], ports[3], ports[4]
 	cfg := jaegerConfig(e.sinkAddr, compression, otlpGRPC, otlpHTTP, zipkin, health, metrics)
+	if compression == kafkaDownstream {
+		cfg = jaegerKafkaConfig(e.kafka.addr(), otlpGRPC, otlpHTTP, zipkin, health, metrics)
+	}
 	path := filepath.Join(e.dir, fmt.Sprintf("jaeger-%d.yaml", e.runs+1))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -185,7 +203,7 @@ var jaeger = system{name: "jaeger", start: func(ctx context.Context, e *env, com
 		bench.OTLPGRPC: hostPort(otlpGRPC), bench.OTLPHTTP: hostPort(otlpHTTP), bench.OTLPHTTPJSON: hostPort(otlpHTTP),
 	}
 	return launch(ctx, e, "jaeger", e.jaegerBin, []string{"--config", path}, targets,
-		fmt.Sprintf("http://%s/status", hostPort(health)))
+		fmt.Sprintf("http://%s/status", hostPort(health)), e.counter(compression))
 }}
 
 // jaegerConfig is Jaeger v2 (v1.76.0, OpenTelemetry Collector core v0.140)

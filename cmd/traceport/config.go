@@ -56,6 +56,8 @@ type Config struct {
 	JaegerTLSSkipVerify bool
 	JaegerHeaders       headerMap
 
+	Kafka kafkaFlags // --kafka-*: Kafka instead of Jaeger (kafka.go)
+
 	BatchMaxSpans        int
 	BatchTimeout         time.Duration
 	QueueSpans           int
@@ -76,6 +78,8 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	getenv func(string) string // for --kafka-sasl-password-env
 }
 
 // defaultConfig is what traceport runs with when nothing is set: all
@@ -112,6 +116,7 @@ func defaultConfig() Config {
 		LogLevel:             "info",
 		LogFormat:            "text",
 		Diagnose:             diagnosis.DefaultConfig(),
+		Kafka:                defaultKafkaFlags(exp.Kafka),
 	}
 }
 
@@ -170,6 +175,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&d.OrphanGrace, "orphan-grace", d.OrphanGrace, "how long a span waits for its parent (and a trace for its root) before it counts as an orphan (rootless)")
 	fs.DurationVar(&d.HealthWindow, "health-window", d.HealthWindow, "sliding window of the orphan ratios and of the dependency preview")
 	fs.Float64Var(&d.HealthSampleRatio, "health-sample-ratio", d.HealthSampleRatio, "share of traces (chosen by trace id, each whole) that trace health and the dependency preview watch; 1 watches all, at about 0.5 µs of CPU per span")
+	c.Kafka.register(fs)
 	return fs
 }
 
@@ -177,6 +183,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 // file, in that order of precedence.
 func loadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := defaultConfig()
+	c.getenv = getenv
 	fs := c.flagSet(out)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "traceport: one port for every trace protocol (Zipkin, OTLP, Jaeger), forwarded to Jaeger.\n\nUsage: traceport [flags]\n\nEvery flag can also be set as TRACEPORT_<NAME> in the environment or as <name> in the --config YAML file.\n\nFlags:\n")
@@ -217,7 +224,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 // flags (TRACEPORT_ALSO_LISTEN=:9411,:4318).
 func splitRepeatable(f *flag.Flag, v string) []string {
 	switch f.Value.(type) {
-	case *stringList, *headerMap:
+	case *stringList, *headerMap, *commaList:
 		return strings.Split(v, ",")
 	}
 	return []string{v}
@@ -329,6 +336,9 @@ func (c *Config) check() error {
 		errs = append(errs, err)
 	}
 	exp := c.exporterConfig(nil)
+	if _, err := c.kafkaConfig(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := exp.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -359,6 +369,7 @@ func (c *Config) exporterConfig(tlsConf *tls.Config) exporter.Config {
 		Compression:          c.JaegerCompression,
 		TLS:                  tlsConf,
 		Headers:              c.JaegerHeaders,
+		Kafka:                c.kafkaOrZero(),
 		BatchMaxSpans:        c.BatchMaxSpans,
 		BatchTimeout:         c.BatchTimeout,
 		QueueSpans:           c.QueueSpans,

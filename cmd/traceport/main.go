@@ -80,7 +80,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	exp, err := exporter.New(cfg.exporterConfig(jaegerTLS), reg, log)
+	if _, err := cfg.kafkaConfig(); err != nil {
+		return err
+	}
+	expCfg := cfg.exporterConfig(jaegerTLS)
+	exp, err := exporter.New(expCfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -110,7 +114,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("listening", "addr", ln.Addr().String(), "tls", serverTLS != nil)
 		go func() { serveErr <- rc.Serve(ln) }()
 	}
-	if cfg.Jaeger == "" {
+	if k := expCfg.Kafka; k.Enabled() {
+		log.Info("forwarding to Kafka", "brokers", k.Brokers, "topic", k.Topic, "encoding", k.Encoding, "acks", k.Acks, "sasl", k.SASL, "tls", k.TLS != nil)
+	} else if cfg.Jaeger == "" {
 		log.Info("no --jaeger set: spans are counted and discarded")
 	} else {
 		log.Info("forwarding", "jaeger", cfg.Jaeger, "protocol", cfg.JaegerProtocol, "compression", cfg.JaegerCompression)

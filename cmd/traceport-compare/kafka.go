@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/traceport/traceport/bench/sink"
+)
+
+// kafkaDownstream is the "compression" value of the Kafka rows: both
+// systems write otlp_proto records, uncompressed, into one in-process
+// Kafka (kfake, the real wire protocol) instead of the OTLP sink;
+// traceport keys them by trace id (one trace per record), Jaeger as its
+// config-kafka-collector.yaml, unkeyed.
+const kafkaDownstream = "kafka"
+
+const kafkaTopic = "jaeger-spans"
+
+// kafkaSink is a Kafka broker that counts the spans written to the topic,
+// by reading it back as a consumer would.
+type kafkaSink struct {
+	cluster *kfake.Cluster
+	client  *kgo.Client
+	cancel  context.CancelFunc
+	spans   atomic.Int64
+	records atomic.Int64
+	bytes   atomic.Int64
+	bad     atomic.Int64
+}
+
+// maxKafkaMessage lets Jaeger's kafka exporter write its default batches
+// (8192 spans, several MB): the broker default of 1 MB would refuse them
+// and the row would be invalid for a setting, not for a cost.
+const maxKafkaMessage = 64 << 20
+
+func newKafkaSink() (*kafkaSink, error) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, kafkaTopic),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": fmt.Sprint(maxKafkaMessage)}))
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(kafkaTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(maxKafkaMessage), kgo.FetchMaxPartitionBytes(maxKafkaMessage))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &kafkaSink{cluster: c, client: cl, cancel: cancel}
+	go k.consume(ctx)
+	return k, nil
+}
+
+func (k *kafkaSink) addr() string { return k.cluster.ListenAddrs()[0] }
+
+func (k *kafkaSink) consume(ctx context.Context) {
+	for ctx.Err() == nil {
+		k.client.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			n, ok := countSpans(r.Value)
+			if !ok {
+				k.bad.Add(1)
+			}
+			k.spans.Add(int64(n))
+			k.records.Add(1)
+			k.bytes.Add(int64(len(r.Value)))
+		})
+	}
+}
+
+// Count is the sink's counts, for the harness.
+func (k *kafkaSink) Count() sink.Counts {
+	return sink.Counts{Spans: k.spans.Load(), Requests: k.records.Load(), Bytes: k.bytes.Load(), Rejected: k.bad.Load()}
+}
+
+func (k *kafkaSink) close() {
+	k.cancel()
+	k.client.Close()
+	k.cluster.Close()
+}
+
+// countSpans counts the spans of a serialized ExportTraceServiceRequest
+// without decoding them: resource_spans(1) → scope_spans(2) → spans(2).
+func countSpans(b []byte) (int, bool) {
+	n := 0
+	ok := eachBytes(b, 1, func(rs []byte) bool {
+		return eachBytes(rs, 2, func(ss []byte) bool {
+			return eachBytes(ss, 2, func([]byte) bool { n++; return true })
+		})
+	})
+	return n, ok
+}
+
+// eachBytes calls fn with each length-delimited field num of message b.
+func eachBytes(b []byte, num protowire.Number, fn func([]byte) bool) bool {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return false
+		}
+		b = b[l:]
+		m := protowire.ConsumeFieldValue(n, typ, b)
+		if m < 0 {
+			return false
+		}
+		if n == num && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b)
+			if !fn(v) {
+				return false
+			}
+		}
+		b = b[m:]
+	}
+	return true
+}
+
+// jaegerKafkaConfig is Jaeger v2 as its cmd/jaeger/config-kafka-collector.yaml
+// (OTLP receivers, here with zipkin as the other rows, → batch → kafka
+// exporter, topic jaeger-spans, otlp_proto, no compression), ports on
+// loopback for this run; only the producer's message limit is raised (see
+// maxKafkaMessage).
+func jaegerKafkaConfig(broker string, otlpGRPC, otlpHTTP, zipkin, health, metrics int) string {
+	return fmt.Sprintf(`service:
+  extensions: [healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp, zipkin]
+      processors: [batch]
+      exporters: [kafka]
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+    logs:
+      level: warn
+
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: 127.0.0.1:%d
+
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+      http:
+        endpoint: 127.0.0.1:%d
+  zipkin:
+    endpoint: 127.0.0.1:%d
+
+processors:
+  batch:
+
+exporters:
+  kafka:
+    brokers: [%s]
+    traces:
+      topic: %s
+      encoding: otlp_proto
+    producer:
+      max_message_bytes: %d
+`, metrics, health, otlpGRPC, otlpHTTP, zipkin, broker, kafkaTopic, maxKafkaMessage)
+}

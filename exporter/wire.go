@@ -1,0 +1,231 @@
+package exporter
+
+import (
+	"errors"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Field numbers of the OTLP trace messages the wire walker reads
+// (opentelemetry/proto/trace/v1/trace.proto).
+const (
+	fieldRequestResourceSpans = 1 // ExportTraceServiceRequest.resource_spans
+	fieldResourceScopeSpans   = 2 // ResourceSpans.scope_spans
+	fieldScopeSpans           = 2 // ScopeSpans.spans
+	fieldSpanTraceID          = 1 // Span.trace_id
+)
+
+var (
+	errWire  = errors.New("malformed OTLP request")
+	errFound = errors.New("found") // ends a walk early; never returned
+)
+
+// wireSpans is a serialized ExportTraceServiceRequest (or several,
+// concatenated) taken apart down to its spans without decoding them: every
+// span keeps a reference to the header of its ResourceSpans and ScopeSpans
+// (all their fields but the repeated children), so any subset of spans can
+// be written back as a valid request with the same resources and scopes.
+// All slices point into the walked bytes.
+type wireSpans struct {
+	resources [][]byte    // ResourceSpans fields other than scope_spans
+	scopes    []wireScope // ScopeSpans fields other than spans
+	spans     []wireSpan
+}
+
+type wireScope struct {
+	resource int // index in resources
+	header   []byte
+}
+
+type wireSpan struct {
+	scope   int // index in scopes
+	traceID [16]byte
+	data    []byte // the serialized Span
+}
+
+// walkSpans takes data apart, spans a hint of how many spans it holds. It
+// allocates only the index slices; unknown fields of the request are
+// skipped, unknown fields of resources, scopes and spans are kept. Equal
+// resources (and equal scopes of one resource) get one index: a batch of
+// pushes from one service holds its resource once per push, and the spans
+// of a trace then share one ResourceSpans when written back.
+func walkSpans(data []byte, spans int, w *wireSpans) error {
+	w.spans = make([]wireSpan, 0, spans)
+	resIndex := map[string]int{}
+	scopeIndex := map[wireScopeKey]int{}
+	return eachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		if num != fieldRequestResourceSpans || typ != protowire.BytesType {
+			return nil
+		}
+		var header []byte
+		var scopes [][]byte
+		err := eachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+			if num != fieldResourceScopeSpans || typ != protowire.BytesType {
+				header = append(header, field...)
+			} else {
+				scopes = append(scopes, value)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		res, ok := resIndex[string(header)]
+		if !ok {
+			res = len(w.resources)
+			resIndex[string(header)] = res
+			w.resources = append(w.resources, header)
+		}
+		for _, sc := range scopes {
+			if err := walkScope(sc, res, w, scopeIndex); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+type wireScopeKey struct {
+	resource int
+	header   string
+}
+
+func walkScope(data []byte, res int, w *wireSpans, index map[wireScopeKey]int) error {
+	var header []byte
+	first := len(w.spans)
+	err := eachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		if num != fieldScopeSpans || typ != protowire.BytesType {
+			header = append(header, field...)
+			return nil
+		}
+		s := wireSpan{data: value}
+		err := eachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+			if num == fieldSpanTraceID && typ == protowire.BytesType && len(value) == 16 {
+				copy(s.traceID[:], value)
+				return errFound // encoders write it first: the rest need not be read
+			}
+			return nil
+		})
+		w.spans = append(w.spans, s)
+		if err == errFound {
+			err = nil
+		}
+		return err
+	})
+	key := wireScopeKey{res, string(header)}
+	scope, ok := index[key]
+	if !ok {
+		scope = len(w.scopes)
+		index[key] = scope
+		w.scopes = append(w.scopes, wireScope{resource: res, header: header})
+	}
+	for i := first; i < len(w.spans); i++ {
+		w.spans[i].scope = scope
+	}
+	return err
+}
+
+// eachField calls fn with every field of the message in data: its number,
+// wire type, whole encoding (tag included) and, for length-delimited
+// fields, the value's bytes.
+func eachField(data []byte, fn func(num protowire.Number, typ protowire.Type, field, value []byte) error) error {
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return errWire
+		}
+		m := protowire.ConsumeFieldValue(num, typ, data[n:])
+		if m < 0 {
+			return errWire
+		}
+		var value []byte
+		if typ == protowire.BytesType {
+			v, k := protowire.ConsumeBytes(data[n:])
+			if k < 0 {
+				return errWire
+			}
+			value = v
+		}
+		if err := fn(num, typ, data[:n+m], value); err != nil {
+			return err
+		}
+		data = data[n+m:]
+	}
+	return nil
+}
+
+// appendRequest appends the spans picked (indexes into w.spans) to dst as
+// one ExportTraceServiceRequest. Runs of spans sharing a scope share one
+// ScopeSpans, runs sharing a resource one ResourceSpans.
+func (w *wireSpans) appendRequest(dst []byte, picked []int) []byte {
+	for i := 0; i < len(picked); {
+		res := w.scopes[w.spans[picked[i]].scope].resource
+		j := i
+		for j < len(picked) && w.scopes[w.spans[picked[j]].scope].resource == res {
+			j++
+		}
+		dst = protowire.AppendTag(dst, fieldRequestResourceSpans, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(w.resourceSize(picked[i:j])))
+		dst = append(dst, w.resources[res]...)
+		for k := i; k < j; {
+			scope := w.spans[picked[k]].scope
+			l := k
+			for l < j && w.spans[picked[l]].scope == scope {
+				l++
+			}
+			dst = protowire.AppendTag(dst, fieldResourceScopeSpans, protowire.BytesType)
+			dst = protowire.AppendVarint(dst, uint64(w.scopeSize(picked[k:l])))
+			dst = append(dst, w.scopes[scope].header...)
+			for _, s := range picked[k:l] {
+				dst = protowire.AppendTag(dst, fieldScopeSpans, protowire.BytesType)
+				dst = protowire.AppendBytes(dst, w.spans[s].data)
+			}
+			k = l
+		}
+		i = j
+	}
+	return dst
+}
+
+// requestSize is len(appendRequest(nil, picked)), without writing it.
+func (w *wireSpans) requestSize(picked []int) int {
+	n := 0
+	for i := 0; i < len(picked); {
+		res := w.scopes[w.spans[picked[i]].scope].resource
+		j := i
+		for j < len(picked) && w.scopes[w.spans[picked[j]].scope].resource == res {
+			j++
+		}
+		size := w.resourceSize(picked[i:j])
+		n += 1 + protowire.SizeVarint(uint64(size)) + size
+		i = j
+	}
+	return n
+}
+
+// resourceSize is the size of one ResourceSpans holding picked, which all
+// belong to one resource.
+func (w *wireSpans) resourceSize(picked []int) int {
+	n := len(w.resources[w.scopes[w.spans[picked[0]].scope].resource])
+	for k := 0; k < len(picked); {
+		scope := w.spans[picked[k]].scope
+		l := k
+		for l < len(picked) && w.spans[picked[l]].scope == scope {
+			l++
+		}
+		size := w.scopeSize(picked[k:l])
+		n += 1 + protowire.SizeVarint(uint64(size)) + size
+		k = l
+	}
+	return n
+}
+
+// scopeSize is the size of one ScopeSpans holding picked, which all belong
+// to one scope.
+func (w *wireSpans) scopeSize(picked []int) int {
+	n := len(w.scopes[w.spans[picked[0]].scope].header)
+	for _, s := range picked {
+		n += 1 + protowire.SizeBytes(len(w.spans[s].data))
+	}
+	return n
+}

@@ -1,0 +1,48 @@
+package exporter
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// FuzzWalkSpans: any bytes either fail the walk or come apart into spans
+// that, grouped by trace and written back, decode as OTLP and hold exactly
+// the spans pdata reads from the same bytes, each under its resource and
+// scope. Nothing panics, nothing is lost or duplicated.
+func FuzzWalkSpans(f *testing.F) {
+	f.Add(request(f, 3))
+	f.Add(append(traceRequest(f, "frontend", 1, 2, 5, 3), traceRequest(f, "cart", 1, 3, 4, 3)...))
+	f.Add([]byte{0x0a, 0x02, 0x12, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var w wireSpans
+		if err := walkSpans(data, 4, &w); err != nil {
+			return
+		}
+		want, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(data)
+		if err != nil {
+			return // the walk reads less than pdata (only the fields it needs)
+		}
+		got := 0
+		var out []byte
+		for _, trace := range w.byTrace() {
+			for _, s := range trace {
+				if w.spans[s].traceID != w.spans[trace[0]].traceID {
+					t.Fatalf("a trace group mixes trace ids")
+				}
+			}
+			out = w.appendRequest(out[:0], trace)
+			if len(out) != w.requestSize(trace) {
+				t.Fatalf("requestSize %d, wrote %d", w.requestSize(trace), len(out))
+			}
+			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(out)
+			if err != nil {
+				t.Fatalf("a record written back does not decode: %v", err)
+			}
+			got += td.SpanCount()
+		}
+		if got != want.SpanCount() {
+			t.Fatalf("%d spans written back, pdata reads %d", got, want.SpanCount())
+		}
+	})
+}
