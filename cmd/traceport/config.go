@@ -28,7 +28,7 @@ import (
 // jaeger-protocol); a flag beats the environment, which beats the file.
 type Config struct {
 	ConfigFile string
-	Validate   bool
+	CheckOnly  bool
 
 	Listen          string
 	AlsoListen      stringList
@@ -126,7 +126,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("traceport", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file with settings named like the flags (e.g. jaeger-protocol: otlp-http)")
-	fs.BoolVar(&c.Validate, "validate", c.Validate, "check the configuration, print it, and exit (0 if valid)")
+	fs.BoolVar(&c.CheckOnly, "validate", c.CheckOnly, "check the configuration, print it, and exit (0 if valid)")
 
 	fs.StringVar(&c.Listen, "listen", c.Listen, "the one address for every protocol: Zipkin, OTLP gRPC/HTTP, Jaeger gRPC, /metrics, probes")
 	fs.Var(&c.AlsoListen, "also-listen", "extra address with the same handler, repeatable (e.g. :9411 and :4318 during a migration)")
@@ -281,7 +281,7 @@ func applyFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 }
 
 // check validates the whole configuration; every error names its setting.
-func (c *Config) check() error {
+func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	for _, addr := range append([]string{c.Listen}, c.AlsoListen...) {

@@ -46,7 +46,7 @@ jaeger-header: {x-tenant: blue, x-b: "2"}
 	f("batch-timeout (file)", cfg.BatchTimeout, time.Second)
 	f("jaeger-header (file map)", cfg.JaegerHeaders.String(), "x-b=2,x-tenant=blue")
 	f("senders (default)", cfg.Senders, 4)
-	if err := cfg.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Errorf("check: %v", err)
 	}
 }
@@ -62,7 +62,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		}
 		cfg, err := loadConfig(args, env(nil), &bytes.Buffer{})
 		if err == nil {
-			err = cfg.check()
+			err = cfg.Validate()
 		}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v %q: error %v, want it to mention %q", args, file, err, want)
@@ -95,7 +95,7 @@ func TestFastPathsSwitch(t *testing.T) {
 	} {
 		cfg, err := loadConfig(c.args, env(c.env), &bytes.Buffer{})
 		if err == nil {
-			err = cfg.check()
+			err = cfg.Validate()
 		}
 		if err != nil {
 			t.Fatalf("%v %v: %v", c.args, c.env, err)

@@ -62,7 +62,7 @@ kafka-sasl-password-file: `+pwFile+`
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	k, err := cfg.kafkaConfig()

@@ -44,13 +44,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 0
 	}
 	if err == nil {
-		err = cfg.check()
+		err = cfg.Validate()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "traceport: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	if cfg.Validate {
+	if cfg.CheckOnly {
 		fmt.Fprintf(stdout, "configuration is valid\n")
 		return 0
 	}
