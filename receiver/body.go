@@ -40,8 +40,12 @@ var gzipPool sync.Pool // *gzip.Reader
 // readBody reads r's body into buf, decompressing it per Content-Encoding.
 // The limit applies twice, to the bytes on the wire and to the bytes after
 // decompression, so a 3 MiB gzip bomb stops at the limit instead of inflating
-// to gigabytes.
-func readBody(r *http.Request, buf *bytes.Buffer, limit int64) error {
+// to gigabytes. buf grows as bytes arrive, never to the declared
+// Content-Length up front. hold is charged with the bytes that land in buf
+// (decompressed): they are what stays in memory until the request is
+// queued, while wire bytes of a compressed body only pass through the
+// decompressor's fixed window.
+func readBody(r *http.Request, buf *bytes.Buffer, limit int64, hold *hold) error {
 	if r.ContentLength > limit {
 		return refuse(reasonTooLarge, "request body of %d bytes is over --max-request-bytes=%d", r.ContentLength, limit)
 	}
@@ -52,9 +56,6 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) error {
 	)
 	switch enc {
 	case "", "identity":
-		if r.ContentLength > 0 {
-			buf.Grow(int(r.ContentLength))
-		}
 		src = wire
 	case "gzip", "x-gzip":
 		zr, _ := gzipPool.Get().(*gzip.Reader)
@@ -95,8 +96,11 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) error {
 	default:
 		return refuse(reasonUnsupportedEncoding, "Content-Encoding %q is not supported: use gzip, deflate, zstd or none", enc)
 	}
-	plain := &limitedReader{r: src, left: limit}
+	plain := &limitedReader{r: src, left: limit, hold: hold}
 	if _, err := buf.ReadFrom(plain); err != nil {
+		if plain.overBudget {
+			return hold.b.overBudget()
+		}
 		if wire.over {
 			return refuse(reasonTooLarge, "request body is over --max-request-bytes=%d bytes on the wire", limit)
 		}
@@ -123,21 +127,30 @@ func wireOr(wire *limitedReader, r *refusal) *refusal {
 	return r
 }
 
-var errOverLimit = errors.New("over the size limit")
+var (
+	errOverLimit  = errors.New("over the size limit")
+	errOverBudget = errors.New("over the in-flight request budget")
+)
 
 // limitedReader fails (rather than ending quietly like io.LimitReader) once
-// more than left bytes are read, and remembers why it stopped.
+// more than left bytes are read, or when hold (if any) cannot be charged
+// with what was read, and remembers why it stopped.
 type limitedReader struct {
-	r    io.Reader
-	left int64
-	read int64
-	over bool
-	err  error // the underlying reader's error, not EOF
+	r          io.Reader
+	left       int64
+	read       int64
+	over       bool
+	hold       *hold
+	overBudget bool
+	err        error // the underlying reader's error, not EOF
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.over {
 		return 0, errOverLimit
+	}
+	if l.overBudget {
+		return 0, errOverBudget
 	}
 	if int64(len(p)) > l.left+1 {
 		p = p[:l.left+1]
@@ -149,6 +162,10 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		return 0, errOverLimit
 	}
 	l.left -= int64(n)
+	if l.hold != nil && !l.hold.grow(int64(n)) {
+		l.overBudget = true
+		return 0, errOverBudget
+	}
 	if err != nil && err != io.EOF && l.err == nil {
 		l.err = err
 	}

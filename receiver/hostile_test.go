@@ -174,7 +174,7 @@ func TestSlowClients(t *testing.T) {
 // body is read, with a retryable answer.
 func TestMemoryGuard(t *testing.T) {
 	tr := startReceiver(t, Config{MemoryLimit: 1 << 20}) // far below what any Go process uses
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the guard's first sample", tr.rc.memory.overLimit)
 	code, _, hdr := post(t, h1Client(), "http://"+tr.addr+"/v1/traces", "application/x-protobuf", nil)
 	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
 		t.Errorf("over the memory limit: %d Retry-After %q, want 429 with Retry-After", code, hdr.Get("Retry-After"))

@@ -89,9 +89,11 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoZipkin, "", ref)
 		return
 	}
+	hold := rc.budget.newHold()
+	defer hold.free()
 	body := getBody()
 	defer putBody(body)
-	if err := readBody(r, body, rc.cfg.MaxRequestBytes); err != nil {
+	if err := readBody(r, body, rc.cfg.MaxRequestBytes, &hold); err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		return
 	}
@@ -106,7 +108,9 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoZipkin, "", refuse(reasonInvalidSpan, "every span was invalid; first: %s", rejected.Reason))
 		return
 	}
-	if err := rc.ingestOwned(protoZipkin, enc, r.RemoteAddr, data, owned, counts, false); err != nil {
+	err = rc.ingestOwned(protoZipkin, enc, r.RemoteAddr, data, owned, counts, false)
+	hold.free() // queued or refused: the body is done with
+	if err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		return
 	}
@@ -164,9 +168,11 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, ref)
 		return
 	}
+	hold := rc.budget.newHold()
+	defer hold.free()
 	body := getBody()
 	defer putBody(body)
-	if err := readBody(r, body, rc.cfg.MaxRequestBytes); err != nil {
+	if err := readBody(r, body, rc.cfg.MaxRequestBytes, &hold); err != nil {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
 		return
 	}
@@ -194,7 +200,9 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.sources.rejectSpans(protoOTLPHTTP, reasonInvalidSpan, rejected.Spans)
-	if err := rc.ingestOwned(protoOTLPHTTP, enc, r.RemoteAddr, data, owned, counts, true); err != nil {
+	err = rc.ingestOwned(protoOTLPHTTP, enc, r.RemoteAddr, data, owned, counts, true)
+	hold.free() // queued or refused: the body is done with
+	if err != nil {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
 		return
 	}

@@ -5,12 +5,16 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http/httpguts"
 )
 
 // The HTTP/1.1 fast path. For ten Envoy spans, net/http spends about as
@@ -42,7 +46,7 @@ type fastConns struct {
 	conns map[*fastConn]struct{}
 	wg    sync.WaitGroup
 
-	off               bool         // tests: no connection takes the fast path
+	off               bool         // --fast-paths=off (and tests): no connection takes the fast path
 	served, handedOff atomic.Int64 // tests check the routing
 }
 
@@ -139,8 +143,12 @@ func (t *fastConns) wait(ctx context.Context) {
 
 func (h *h1Conn) serve() {
 	rc := h.rc
+	// route set the first request's header deadline when the connection
+	// came in, as net/http starts its clock then; later requests start
+	// theirs when their first byte arrives.
+	first := true
 	for {
-		if h.br.Buffered() == 0 {
+		if !first && h.br.Buffered() == 0 {
 			h.conn.SetReadDeadline(time.Now().Add(rc.cfg.IdleTimeout))
 			h.idle.Store(true)
 			if rc.shuttingDown.Load() {
@@ -155,9 +163,16 @@ func (h *h1Conn) serve() {
 			}
 		}
 		start := time.Now()
-		h.conn.SetReadDeadline(start.Add(rc.cfg.ReadHeaderTimeout))
-		req, n, ok := h.readHead()
-		if !ok {
+		if !first {
+			h.conn.SetReadDeadline(start.Add(rc.cfg.ReadHeaderTimeout))
+		}
+		first = false
+		req, n, ok, err := h.readHead()
+		switch {
+		case err != nil && isTimeout(err): // (isTimeout allocates)
+			h.conn.Close() // as net/http: a head that timed out gets no reply
+			return
+		case !ok:
 			h.handOff(nil)
 			return
 		}
@@ -172,29 +187,70 @@ func (h *h1Conn) serve() {
 	}
 }
 
+var crlf, crlfcrlf = []byte("\r\n"), []byte("\r\n\r\n")
+
 // readHead finds the next request's head in the buffer and parses it; n is
 // its length. ok is false when the request is not the fast path's: nothing
-// has been consumed then.
-func (h *h1Conn) readHead() (req h1Request, n int, ok bool) {
+// has been consumed then. Each line is checked as it arrives, so a head
+// net/http refuses at its first bad line (a bare LF, another request line,
+// a malformed header) is handed over at once rather than after the header
+// timeout. err is the read's failure (timeout, client gone) mid-head.
+func (h *h1Conn) readHead() (req h1Request, n int, ok bool, err error) {
+	scanned, parsed := 0, 0 // bytes searched for the blank line; bytes of complete lines checked
 	for {
 		buf, _ := h.br.Peek(h.br.Buffered())
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			req, ok = parseH1Head(buf[:i+2])
-			return req, i + 4, ok
+		from := max(0, scanned-3)
+		if i := bytes.Index(buf[from:], crlfcrlf); i >= 0 {
+			if hasBareLF(buf[:from+i+2]) {
+				return req, 0, false, nil
+			}
+			req, ok = parseH1Head(buf[:from+i+2], true)
+			return req, from + i + 4, ok, nil
 		}
+		if end := bytes.LastIndex(buf, crlf) + 2; end >= 2 && end > parsed {
+			if hasBareLF(buf[parsed:end]) {
+				return req, 0, false, nil
+			}
+			if _, ok := parseH1Head(buf[:end], false); !ok {
+				return req, 0, false, nil
+			}
+			parsed = end
+		}
+		if hasBareLF(buf[parsed:]) {
+			return req, 0, false, nil
+		}
+		scanned = len(buf)
 		if h.br.Buffered() == h.br.Size() {
-			return req, 0, false // a long head: net/http has the limits and the 431
+			return req, 0, false, nil // a long head: net/http has the limits and the 431
 		}
 		if _, err := h.br.Peek(h.br.Buffered() + 1); err != nil {
-			return req, 0, false // net/http reports the timeout or the cut
+			return req, 0, false, err
 		}
 	}
 }
 
-// parseH1Head accepts only heads of the fast path's shape; head ends with
-// the last header line's CRLF.
-func parseH1Head(head []byte) (req h1Request, ok bool) {
-	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+// hasBareLF reports whether b has an LF that no CR precedes (b starts at a
+// line's beginning).
+func hasBareLF(b []byte) bool {
+	for i := bytes.IndexByte(b, '\n'); i >= 0; {
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// parseH1Head accepts only heads of the fast path's shape, read as net/http
+// reads them; head ends with the last header line's CRLF. With complete
+// false, head is what has arrived of one, and ok means only that nothing
+// in it rules the fast path out yet.
+func parseH1Head(head []byte, complete bool) (req h1Request, ok bool) {
+	line, rest, _ := bytes.Cut(head, crlf)
 	switch {
 	case bytes.Equal(line, []byte("POST /api/v2/spans HTTP/1.1")):
 		req.path = "/api/v2/spans"
@@ -210,7 +266,7 @@ func parseH1Head(head []byte) (req h1Request, ok bool) {
 		if lines == h1MaxLines {
 			return req, false
 		}
-		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		line, rest, _ = bytes.Cut(rest, crlf)
 		name, value, found := bytes.Cut(line, []byte(":"))
 		if !found || len(name) == 0 || !isToken(name) {
 			return req, false // includes obs-fold continuation lines
@@ -234,14 +290,7 @@ func parseH1Head(head []byte) (req h1Request, ok bool) {
 				return req, false
 			}
 			ctype = true
-			mt, _, _ := bytes.Cut(value, []byte(";"))
-			mt = bytes.TrimRight(mt, " \t")
-			switch {
-			case len(mt) == 0, equalFold(mt, "application/json"), equalFold(mt, "text/plain"):
-				req.enc = encJSON
-			case equalFold(mt, "application/x-protobuf"), equalFold(mt, "application/protobuf"):
-				req.enc = encProto
-			default:
+			if req.enc, ok = zipkinEncoding(value); !ok {
 				return req, false
 			}
 		case equalFold(name, "connection"):
@@ -253,7 +302,8 @@ func parseH1Head(head []byte) (req h1Request, ok bool) {
 				return req, false
 			}
 		case equalFold(name, "host"):
-			if host {
+			// net/http answers 400 "malformed Host header" to these.
+			if host || !httpguts.ValidHostHeader(string(value)) {
 				return req, false
 			}
 			host = true
@@ -266,7 +316,28 @@ func parseH1Head(head []byte) (req h1Request, ok bool) {
 			return req, false
 		}
 	}
-	return req, host && req.contentLength >= 0
+	return req, !complete || host && req.contentLength >= 0
+}
+
+// zipkinEncoding is the encoding a Zipkin Content-Type value asks for, as
+// handleZipkin reads it (mime.ParseMediaType); ok is false for any value
+// handleZipkin would refuse.
+func zipkinEncoding(value []byte) (enc string, ok bool) {
+	mt := value
+	if bytes.IndexByte(value, ';') >= 0 || bytes.IndexByte(value, ' ') >= 0 || bytes.IndexByte(value, '\t') >= 0 {
+		parsed, _, err := mime.ParseMediaType(string(value))
+		if err != nil {
+			return "", false
+		}
+		mt = []byte(parsed)
+	}
+	switch {
+	case len(mt) == 0, equalFold(mt, "application/json"), equalFold(mt, "text/plain"):
+		return encJSON, true
+	case equalFold(mt, "application/x-protobuf"), equalFold(mt, "application/protobuf"):
+		return encProto, true
+	}
+	return "", false
 }
 
 // serveZipkin serves one fast-path request; false when the connection was
@@ -281,21 +352,35 @@ func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
 	h.head = append(h.head[:0], buf...)
 	h.br.Discard(headLen)
 
-	body := getBody()
-	defer putBody(body)
-	body.Grow(int(req.contentLength))
-	b := body.AvailableBuffer()[:req.contentLength]
-	if n, err := io.ReadFull(h.br, b); err != nil {
-		h.handOff(b[:n]) // net/http meets the same timeout or cut, and reports it
+	hold := rc.budget.newHold()
+	defer hold.free()
+	b, body, err := h.readBody(req.contentLength, &hold)
+	if body != nil {
+		defer putBody(body)
+	}
+	switch {
+	case err == nil:
+	case err == errOverBudget:
+		return h.refuse(rc.budget.overBudget())
+	case isTimeout(err):
+		// Handed over, net/http would start the clock again: answer as its
+		// handler does when the body read times out.
+		return h.refuse(refuse(reasonReadBody, "reading request body: %v", err))
+	default:
+		hold.free()
+		h.handOff(b) // net/http meets the same cut, and reports it
 		return false
 	}
 	data, owned, counts, rejected, err := rc.decodeZipkin(req.enc, b)
 	if err != nil || rejected.Spans > 0 {
 		release(owned)
+		hold.free()
 		h.handOff(b) // handleZipkin decodes it again, counts and answers
 		return false
 	}
-	if err := rc.ingestOwned(protoZipkin, req.enc, h.client, data, owned, counts, false); err != nil {
+	err = rc.ingestOwned(protoZipkin, req.enc, h.client, data, owned, counts, false)
+	hold.free() // queued or refused: the body is done with
+	if err != nil {
 		w := &h1ResponseWriter{header: http.Header{}}
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		h.out = w.appendTo(h.out[:0], req.close || rc.shuttingDown.Load())
@@ -308,6 +393,66 @@ func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
 		h.out = append(h.out, "\r\n"...)
 	}
 	rc.h1.served.Add(1)
+	return h.write()
+}
+
+// readBody reads a body of n bytes, charging hold as they arrive. A body
+// that fits the read buffer is decoded where it lies; a larger one goes to
+// a pooled buffer that grows with what has arrived (about twice it at
+// most), never to the declared length up front. b is what was read, also
+// when err says why the rest was not.
+func (h *h1Conn) readBody(n int64, hold *hold) (b []byte, body *bytes.Buffer, err error) {
+	if n <= int64(h.br.Size()) {
+		b, err = h.br.Peek(int(n))
+		h.br.Discard(len(b)) // the bytes stay in place until the next read
+		if !hold.grow(int64(len(b))) {
+			return b, nil, errOverBudget
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return b, nil, err
+	}
+	body = getBody()
+	for left := n; left > 0; {
+		if body.Available() == 0 {
+			body.Grow(int(min(left, max(int64(body.Len()), int64(h.br.Size())))))
+		}
+		p := body.AvailableBuffer()
+		p = p[:min(int64(cap(p)), left)]
+		m, err := h.br.Read(p)
+		if !hold.grow(int64(m)) {
+			return body.Bytes(), body, errOverBudget
+		}
+		body.Write(p[:m])
+		left -= int64(m)
+		if err != nil && left > 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return body.Bytes(), body, err
+		}
+	}
+	return body.Bytes(), body, nil
+}
+
+// refuse answers a request the fast path cannot finish reading (its body
+// is left on the wire) and closes the connection, as net/http does; false.
+func (h *h1Conn) refuse(ref *refusal) bool {
+	w := &h1ResponseWriter{header: http.Header{}}
+	h.rc.rejectHTTP(w, protoZipkin, "", ref)
+	h.out = w.appendTo(h.out[:0], true)
+	h.rc.h1.served.Add(1)
+	h.write()
+	h.conn.Close()
+	return false
+}
+
+// write sends h.out under a write deadline, so a client that stops reading
+// cannot hold the connection (and its goroutine) forever; false when the
+// connection is gone.
+func (h *h1Conn) write() bool {
+	h.conn.SetWriteDeadline(time.Now().Add(h.rc.cfg.ReadTimeout))
 	if _, err := h.conn.Write(h.out); err != nil {
 		h.conn.Close()
 		return false
@@ -325,7 +470,7 @@ func (h *h1Conn) handOff(body []byte) {
 	}
 	rest, _ := h.br.Peek(h.br.Buffered())
 	replay = append(replay, rest...)
-	h.conn.SetReadDeadline(time.Time{})
+	h.conn.SetDeadline(time.Time{})
 	h.rc.plain.deliver(&replayConn{Conn: h.conn, head: replay})
 }
 
@@ -443,4 +588,24 @@ func equalFold(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// fastPathRequests is traceport_fastpath_requests_total, read from the fast
+// paths' own counters.
+type fastPathRequests struct{ rc *Receiver }
+
+var fastPathRequestsDesc = prometheus.NewDesc("traceport_fastpath_requests_total",
+	"Requests a fast path served itself, or handed over (with their connection) to net/http or grpc.Server.",
+	[]string{"path", "outcome"}, nil)
+
+func (c fastPathRequests) Describe(ch chan<- *prometheus.Desc) { ch <- fastPathRequestsDesc }
+
+func (c fastPathRequests) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range []struct {
+		name  string
+		conns *fastConns
+	}{{"http1", &c.rc.h1}, {"grpc", &c.rc.h2}} {
+		ch <- prometheus.MustNewConstMetric(fastPathRequestsDesc, prometheus.CounterValue, float64(p.conns.served.Load()), p.name, "served")
+		ch <- prometheus.MustNewConstMetric(fastPathRequestsDesc, prometheus.CounterValue, float64(p.conns.handedOff.Load()), p.name, "handed_over")
+	}
 }

@@ -9,9 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/traceport/traceport/bench"
 )
@@ -77,6 +80,7 @@ func TestHTTP1FastPath(t *testing.T) {
 	cases := []struct {
 		name       string
 		raw        string
+		cfg        Config
 		fast       int64 // requests the fast path serves
 		statuses   []int
 		pushFails  bool
@@ -105,13 +109,28 @@ func TestHTTP1FastPath(t *testing.T) {
 		{name: "body cut short", raw: envoyHead("/api/v2/spans", 100, "") + "[{", statuses: []int{400}, closeWrite: true},
 		{name: "queue full at the push", raw: envoy(v2) + envoy(v2), pushFails: true, fast: 2, statuses: []int{429, 429}},
 		{name: "GET", raw: "GET /api/v2/spans HTTP/1.1\r\nHost: x\r\n\r\n", statuses: []int{405}},
+		{name: "host with a space", raw: hostHead("a b") + "[]", statuses: []int{400}},
+		{name: "host with a slash", raw: hostHead("a/b") + "[]", statuses: []int{400}},
+		{name: "host with a quote", raw: hostHead(`a"b`) + "[]", statuses: []int{400}},
+		{name: "host list", raw: hostHead("x, y") + "[]", statuses: []int{400}},
+		{name: "host with a port", raw: hostHead("zipkin:9411") + "[]", fast: 1, statuses: []int{202}},
+		{name: "empty media type parameters", raw: typeHead("text/plain;;;") + "[]", statuses: []int{415}},
+		{name: "unterminated quoted parameter", raw: typeHead(`application/json; charset="`) + "[]", statuses: []int{415}},
+		{name: "media type with a parameter", raw: typeHead("application/json; charset=utf-8") + "[]", fast: 1, statuses: []int{202}},
+		{name: "media type in capitals, spaced parameter", raw: typeHead("Application/JSON ; charset=UTF-8") + "[]", fast: 1, statuses: []int{202}},
+		// net/http reads these at once: the fast path must not wait for a
+		// blank line (exchange gives up after 5 s, before the header timeout).
+		{name: "bare LF", raw: "POST /api/v2/spans HTTP/1.1\nHost: x\nContent-Length: 2\n\n[]", statuses: []int{202}},
+		{name: "malformed header line, head unfinished", raw: "POST /api/v2/spans HTTP/1.1\r\nHost x\r\n", statuses: []int{400}},
+		{name: "malformed version, head unfinished", raw: "POST /api/v2/spans HTTP/x\r\nHost: x\r\n", statuses: []int{400}},
+		{name: "body timeout", raw: envoyHead("/api/v2/spans", 100, "") + "[{", cfg: Config{ReadTimeout: 300 * time.Millisecond}, fast: 1, statuses: []int{400}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var got [2][]h1Exchange
 			var counters [2]string
 			for i, off := range []bool{true, false} {
-				tr := startReceiver(t, Config{})
+				tr := startReceiver(t, c.cfg)
 				tr.rc.h1.off = off
 				tr.sink.pushFails = c.pushFails
 				got[i] = exchange(t, tr.addr, []byte(c.raw), c.closeWrite, len(c.statuses))
@@ -129,7 +148,7 @@ func TestHTTP1FastPath(t *testing.T) {
 			if fmt.Sprint(statuses) != fmt.Sprint(c.statuses) {
 				t.Errorf("statuses %v, want %v", statuses, c.statuses)
 			}
-			if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+			if addrs.ReplaceAllString(fmt.Sprint(got[0]), "ADDR") != addrs.ReplaceAllString(fmt.Sprint(got[1]), "ADDR") {
 				t.Errorf("responses differ:\nnet/http:  %v\nfast path: %v", got[0], got[1])
 			}
 			if counters[0] != counters[1] {
@@ -137,6 +156,18 @@ func TestHTTP1FastPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// addrs are the connection's addresses in a read error's message, which
+// differ from one receiver to the other.
+var addrs = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+
+func hostHead(host string) string {
+	return "POST /api/v2/spans HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 2\r\n\r\n"
+}
+
+func typeHead(ctype string) string {
+	return "POST /api/v2/spans HTTP/1.1\r\nHost: x\r\nContent-Type: " + ctype + "\r\nContent-Length: 2\r\n\r\n"
 }
 
 // countersText is the receiver's traceport_* series, one per line.
@@ -204,13 +235,27 @@ func FuzzH1Head(f *testing.F) {
 	f.Add([]byte("POST /api/v1/spans HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 	f.Add([]byte("POST /api/v2/spans HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf; q=1\r\nContent-Length: 007\r\n\r\n"))
 	f.Add([]byte("POST /api/v2/spans HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\nContent-Length: 1\r\n\r\n"))
+	for _, host := range []string{"a b", "a/b", `a"b`, "x, y", "[::1]:9411"} {
+		f.Add([]byte(hostHead(host)))
+	}
+	for _, ctype := range []string{"text/plain;;;", `application/json; charset="`, `application/json; charset="utf-8"`, "application/x-protobuf ;q=1", "text/html"} {
+		f.Add([]byte(typeHead(ctype)))
+	}
+	f.Add([]byte("POST /api/v2/spans HTTP/1.1\nHost: x\nContent-Length: 2\n\n"))
 	f.Fuzz(func(t *testing.T, head []byte) {
 		end := bytes.Index(head, []byte("\r\n\r\n"))
 		if end < 0 {
 			return
 		}
-		req, ok := parseH1Head(head[:end+2])
-		if !ok {
+		for i := range end + 2 { // every prefix the fast path could see first
+			if _, ok := parseH1Head(head[:i], false); !ok && bytes.HasSuffix(head[:i], crlf) {
+				if _, ok := parseH1Head(head[:end+2], true); ok {
+					t.Fatalf("a prefix refused, the whole head taken: %q", head[:end+4])
+				}
+			}
+		}
+		req, ok := parseH1Head(head[:end+2], true)
+		if !ok || hasBareLF(head[:end+2]) {
 			return
 		}
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head[:end+4])))
@@ -220,6 +265,15 @@ func FuzzH1Head(f *testing.F) {
 		if r.Method != "POST" || r.URL.Path != req.path || r.URL.RawQuery != "" || r.ContentLength != req.contentLength ||
 			len(r.TransferEncoding) != 0 || r.Close != req.close || r.ProtoMinor != 1 {
 			t.Fatalf("fast path read %+v, net/http %s %s %d close=%v te=%v: %q", req, r.Method, r.URL, r.ContentLength, r.Close, r.TransferEncoding, head[:end+4])
+		}
+		// The server's own checks, after ReadRequest: the Host header and
+		// the media type handleZipkin reads.
+		if !httpguts.ValidHostHeader(r.Host) {
+			t.Fatalf("fast path took Host %q, net/http answers 400 malformed Host header: %q", r.Host, head[:end+4])
+		}
+		want := map[string]string{"": encJSON, "application/json": encJSON, "text/plain": encJSON, "application/x-protobuf": encProto, "application/protobuf": encProto}[mediaType(r)]
+		if want != req.enc {
+			t.Fatalf("fast path read Content-Type %q as %q, handleZipkin as %q: %q", r.Header.Get("Content-Type"), req.enc, want, head[:end+4])
 		}
 	})
 }

@@ -37,6 +37,8 @@ type Config struct {
 	// after another, so its connections go to grpc.Server instead, where
 	// concurrent streams share their waits.
 	PushWaits bool
+	// FastPathsOff (--fast-paths=off) sends every connection to net/http or grpc.Server.
+	FastPathsOff bool
 
 	// Accounts, if set, is the sink's collector of span accounts (exported,
 	// dropped, queued, in flight). The receiver collects it together with
@@ -108,6 +110,8 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		budget:  newByteBudget(cfg.MemoryLimit, cfg.MaxRequestBytes),
 		plain:   newConnListener(),
 	}
+	rc.h1.off, rc.h2.off = cfg.FastPathsOff, cfg.FastPathsOff
+	rc.registerLimits(reg)
 	rc.grpc = rc.newGRPCServer()
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)

@@ -135,13 +135,17 @@ type zDecoder struct {
 	v1bins  []v1Bin
 
 	// OTLP writing (zipkin_otlp.go)
-	gi        []int32  // group of each span
-	groupBufs [][]byte // encoded spans of each group
-	attrs     []zAttr
-	attrMask  uint64
-	attrIndex map[string]int
-	extra     []zAttr
-	keys      keySet
+	gi       []int32 // group of each span
+	order    []int32 // byGroup: span indexes, group by group
+	next     []int32 // byGroup: where each group's next index goes
+	attrs    []zAttr
+	attrMask uint64
+	extra    []zAttr
+	keys     keySet
+	slots    []uint32 // appendAttrsMany's index of a span's keys
+	last     []int32  // appendAttrsMany: where each key's value comes from
+
+	at int // the JSON scanner's offset at the tag being added, for growTags
 
 	names    [8]string // recent service names (serviceName)
 	nextName int       // the slot of names to fill next
@@ -161,10 +165,10 @@ func getZDecoder(opts ZipkinOptions) *zDecoder {
 }
 
 func putZDecoder(d *zDecoder) {
-	if cap(d.arena) > 8<<20 || cap(d.spans) > 1<<16 {
+	if cap(d.arena) > 8<<20 || cap(d.spans) > 1<<16 || cap(d.tags) > 1<<18 || cap(d.slots) > 1<<18 {
 		return // let a huge request's buffers go
 	}
-	d.body = nil
+	d.body, d.at = nil, 0
 	d.arena = d.arena[:0]
 	d.scratch = d.scratch[:0]
 	d.spans = d.spans[:0]
@@ -175,9 +179,6 @@ func putZDecoder(d *zDecoder) {
 	d.rej = Rejected{}
 	d.v1annos = d.v1annos[:0]
 	d.v1bins = d.v1bins[:0]
-	for i := range d.groupBufs {
-		d.groupBufs[i] = d.groupBufs[i][:0]
-	}
 	d.attrs = d.attrs[:0]
 	clear(d.extra[:cap(d.extra)]) // they point into the body, which the pool must not keep
 	d.extra = d.extra[:0]
@@ -247,7 +248,30 @@ func (d *zDecoder) bytesOf(r strRef) []byte {
 // taken here, while the key is in the cache, for appendAttrsFast.
 func (d *zDecoder) addTag(z *zSpan, key []byte, kr, vr strRef) {
 	z.noteTag(key, len(d.tags))
+	if len(d.tags) == cap(d.tags) {
+		d.growTags()
+	}
 	d.tags = append(d.tags, zKV{kr, vr, keyHash(key)})
+}
+
+// growTags makes room for more tags. append grows a large slice by a
+// quarter, each step a copy that leaves the old array to the collector:
+// some thirty arrays, five times the final size in all, for a body of a
+// million tags. Past the first thousand tags, the slice grows instead to
+// the count the body read so far suggests for all of it (with an eighth to
+// spare), which its remaining bytes could hold: by what has arrived, not by
+// the worst case.
+func (d *zDecoder) growTags() {
+	n := len(d.tags)
+	want := n + n/4 + 16
+	if n >= 1024 && d.at > 0 && d.at < len(d.body) {
+		est := int(int64(n) * int64(len(d.body)) / int64(d.at))
+		room := n + (len(d.body)-d.at)/len(`"":"",`) + 1 // the shortest tag
+		want = max(want, min(est+est/8, room))
+	}
+	grown := make([]zKV, n, want) // not slices.Grow: under -race its append copies twice
+	copy(grown, d.tags)
+	d.tags = grown
 }
 
 // noteTag remembers tags with a meaning beyond an attribute; i is the index in d.tags.

@@ -224,3 +224,36 @@ func BenchmarkZipkinV2JSONToOTLP(b *testing.B) {
 		})
 	}
 }
+
+// manyTagsBody is one v2 JSON span with n tags of the shape "k<i>":"v",
+// about 14 bytes each: the body that sizes the decoder's scratch memory.
+func manyTagsBody(n int) []byte {
+	b := []byte(`[{"traceId":"80f198ee56343ba864fe8b2a57d3eff7","id":"e457b5a2e4d86bd1","name":"many","timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"many-tags"},"tags":{`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"k`...)
+		var digits [6]byte // %06d, without fmt's cost under -race
+		for j, k := 5, i; j >= 0; j, k = j-1, k/10 {
+			digits[j] = byte('0' + k%10)
+		}
+		b = append(b, digits[:]...)
+		b = append(b, `":"v"`...)
+	}
+	return append(b, `}}]`...)
+}
+
+// BenchmarkZipkinV2JSONManyTags decodes one span with a million tags
+// (13.9 MB) into an output buffer sized as the receiver sizes it.
+func BenchmarkZipkinV2JSONManyTags(b *testing.B) {
+	body := manyTagsBody(1_000_000)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _, _, err := ZipkinV2JSONToOTLP(body, ZipkinOptions{}, make([]byte, 0, len(body)+512), nil)
+		if err != nil || len(dst) == 0 {
+			b.Fatal(err)
+		}
+	}
+}

@@ -74,43 +74,69 @@ func zipkinOTLP(body []byte, opts ZipkinOptions, dst []byte, counts []ServiceCou
 // ResourceSpans per service, in order of first appearance, each with one
 // ScopeSpans without a scope (as the Collector's Zipkin receiver does).
 //
-// The first service's spans (all of them, when a sidecar reports its own)
-// are written straight into dst, after room for the ResourceSpans head
-// sized for a guess of their length from the body's size, bodySize; the
-// spans are moved only when the guess was wrong. The other services' spans
-// go to groupBufs first.
+// Every service's spans are written straight into dst, after room for the
+// ResourceSpans head sized for a guess of their length from the body's
+// size, bodySize; the spans are moved only when the guess was wrong. No
+// service's spans wait in a buffer of their own, which would grow (and be
+// copied) as they come: dst is the only output.
 func (d *zDecoder) buildOTLP(dst []byte, counts []ServiceCount, bodySize int) ([]byte, []ServiceCount) {
 	if len(d.spans) == 0 {
 		return dst, counts
 	}
 	d.groupSpans()
-	for len(d.groupBufs) < len(d.groups) {
-		d.groupBufs = append(d.groupBufs, nil)
-	}
-	svc0 := d.groups[0].service
-	head := sizeResourceSpansHead(svc0, bodySize/len(d.spans)*d.groups[0].n)
-	at := len(dst)
-	dst = append(dst, make([]byte, head)...)
-	for i := range d.spans {
-		if g := d.gi[i]; g == 0 {
-			dst = d.appendSpanField(dst, &d.spans[i])
+	order := d.byGroup()
+	for j := range d.groups {
+		svc, n := d.groups[j].service, d.groups[j].n
+		head := sizeResourceSpansHead(svc, bodySize/len(d.spans)*n)
+		at := len(dst)
+		dst = append(dst, make([]byte, head)...)
+		if order == nil { // one service: the spans in the order they came
+			for i := range d.spans {
+				dst = d.appendSpanField(dst, &d.spans[i])
+			}
 		} else {
-			d.groupBufs[g] = d.appendSpanField(d.groupBufs[g], &d.spans[i])
+			for _, i := range order[:n] {
+				dst = d.appendSpanField(dst, &d.spans[i])
+			}
+			order = order[n:]
 		}
-	}
-	n := len(dst) - at - head
-	if h := sizeResourceSpansHead(svc0, n); h != head {
-		dst = shift(dst, at+head, h-head)
-	}
-	appendResourceSpansHead(dst[:at], svc0, n) // fills the room exactly
-	counts = append(counts, ServiceCount{Service: svc0, Spans: d.groups[0].n})
-	for j := 1; j < len(d.groups); j++ {
-		svc := d.groups[j].service
-		dst = appendResourceSpansHead(dst, svc, len(d.groupBufs[j]))
-		dst = append(dst, d.groupBufs[j]...)
-		counts = append(counts, ServiceCount{Service: svc, Spans: d.groups[j].n})
+		size := len(dst) - at - head
+		if h := sizeResourceSpansHead(svc, size); h != head {
+			dst = shift(dst, at+head, h-head)
+		}
+		appendResourceSpansHead(dst[:at], svc, size) // fills the room exactly
+		counts = append(counts, ServiceCount{Service: svc, Spans: n})
 	}
 	return dst, counts
+}
+
+// byGroup lists the spans' indexes group by group, each group's in the
+// order they came (a counting sort by d.gi); nil when there is one group.
+func (d *zDecoder) byGroup() []int32 {
+	if len(d.groups) == 1 {
+		return nil
+	}
+	next := sized(d.next, len(d.groups))
+	at := int32(0)
+	for j := range d.groups {
+		next[j], at = at, at+int32(d.groups[j].n)
+	}
+	order := sized(d.order, len(d.spans))
+	for i, g := range d.gi {
+		order[next[g]] = int32(i)
+		next[g]++
+	}
+	d.next, d.order = next, order
+	return order
+}
+
+// sized returns s with length n, its contents left as they were: its own
+// array when that is large enough, else a new one of exactly n.
+func sized[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }
 
 // appendResourceSpansHead writes a ResourceSpans field for service svc up
@@ -375,8 +401,10 @@ func (d *zDecoder) appendAttrsFast(b []byte, z *zSpan, skip *[5]int, extra []zAt
 // appendAttrsMerged writes the attributes as appendAttrsFast does, but
 // merging those with the same key with putAttr.
 func (d *zDecoder) appendAttrsMerged(b []byte, z *zSpan, skip *[5]int, extra []zAttr) []byte {
+	if z.tagHi-z.tagLo+len(extra) > manyTags {
+		return d.appendAttrsMany(b, z, skip, extra)
+	}
 	d.attrs, d.attrMask = d.attrs[:0], 0
-	clear(d.attrIndex)
 	for i := z.tagLo; i < z.tagHi; i++ {
 		if !skipped(skip, i) {
 			d.putAttr(zAttr{key: d.bytesOf(d.tags[i].key), str: d.bytesOf(d.tags[i].val)})
@@ -389,6 +417,70 @@ func (d *zDecoder) appendAttrsMerged(b []byte, z *zSpan, skip *[5]int, extra []z
 		b = d.attrs[i].appendTo(b, fSpanAttrs)
 	}
 	clear(d.attrs) // they point into the body, which the pool must not keep
+	return b
+}
+
+// appendAttrsMany is appendAttrsMerged for a span with more attributes
+// than manyTags: repeated keys are found with an open-addressing index of
+// the span's tags (about ten bytes a tag in all), not a map of their keys
+// and a copy of every attribute, which cost some eighty bytes a tag. The
+// extra attributes' keys differ from each other; a tag with one of them
+// takes the extra's value, as putAttr would.
+func (d *zDecoder) appendAttrsMany(b []byte, z *zSpan, skip *[5]int, extra []zAttr) []byte {
+	const (
+		unwritten = -1 // skipped, or a repeat of an earlier key
+		fromExtra = -2 // last[j] = fromExtra-k: extra k's value
+	)
+	n := z.tagHi - z.tagLo
+	size := n + n/2 + 1
+	d.slots = sized(d.slots, size)
+	clear(d.slots)
+	d.last = sized(d.last, n)
+	// find returns key's slot, and the first tag j with it (-1: none yet).
+	find := func(h uint32, key []byte) (slot, j int) {
+		for slot = int(uint64(h) * uint64(size) >> 32); ; slot = (slot + 1) % size {
+			v := d.slots[slot]
+			if v == 0 {
+				return slot, -1
+			}
+			t := &d.tags[z.tagLo+int(v-1)]
+			if t.hash == h && bytes.Equal(d.bytesOf(t.key), key) {
+				return slot, int(v - 1)
+			}
+		}
+	}
+	for j := range n {
+		t := &d.tags[z.tagLo+j]
+		d.last[j] = unwritten
+		if skipped(skip, z.tagLo+j) {
+			continue
+		}
+		slot, first := find(t.hash, d.bytesOf(t.key))
+		if first < 0 {
+			d.slots[slot], d.last[j] = uint32(j+1), int32(j)
+		} else {
+			d.last[first] = int32(j)
+		}
+	}
+	var taken uint64 // extras written in a tag's place
+	for k := range extra {
+		if _, first := find(keyHash(extra[k].key), extra[k].key); first >= 0 && k < 64 {
+			d.last[first], taken = int32(fromExtra-k), taken|1<<k
+		}
+	}
+	for j, src := range d.last {
+		switch {
+		case src >= 0:
+			b = appendStrAttr(b, fSpanAttrs, d.bytesOf(d.tags[z.tagLo+j].key), d.bytesOf(d.tags[z.tagLo+int(src)].val))
+		case src <= fromExtra:
+			b = extra[fromExtra-src].appendTo(b, fSpanAttrs)
+		}
+	}
+	for k := range extra {
+		if k >= 64 || taken&(1<<k) == 0 {
+			b = extra[k].appendTo(b, fSpanAttrs)
+		}
+	}
 	return b
 }
 
@@ -438,8 +530,9 @@ func (k *keySet) add(h uint32) bool {
 	}
 }
 
-// manyTags is where putAttr's duplicate detection switches from a key-hash
-// mask to a map, and the most attributes appendAttrsFast takes.
+// manyTags is where duplicate detection switches from putAttr's key-hash
+// mask to appendAttrsMany's index, and the most attributes appendAttrsFast
+// takes.
 const manyTags = 64
 
 const (
@@ -458,26 +551,8 @@ type zAttr struct {
 
 // putAttr adds an attribute, replacing the value of an earlier one with the
 // same key. A 64-bit mask of key hashes makes the usual no-duplicate case
-// cost no comparisons; past manyTags a map takes over so 100k tags stay
-// linear.
+// cost no comparisons; past manyTags, appendAttrsMany takes over.
 func (d *zDecoder) putAttr(a zAttr) {
-	if len(d.attrs) >= manyTags {
-		if d.attrIndex == nil {
-			d.attrIndex = make(map[string]int)
-		}
-		if len(d.attrIndex) == 0 {
-			for i := range d.attrs {
-				d.attrIndex[string(d.attrs[i].key)] = i
-			}
-		}
-		if i, ok := d.attrIndex[string(a.key)]; ok {
-			d.attrs[i].str, d.attrs[i].kind, d.attrs[i].i = a.str, a.kind, a.i
-			return
-		}
-		d.attrIndex[string(a.key)] = len(d.attrs)
-		d.attrs = append(d.attrs, a)
-		return
-	}
 	var h uint64
 	if n := len(a.key); n > 0 {
 		h = 1 << ((uint(n)*31 + uint(a.key[0]) + uint(a.key[n-1])*7) & 63)

@@ -258,6 +258,7 @@ func (s *jsonScanner) tags(st *spanState) bool {
 	d := s.d
 	more, ok := s.openObject()
 	for ; more; more, ok = s.nextMember() {
+		d.at = s.p
 		if key, kr, vr, plain := s.plainPair(); plain {
 			d.addTag(&st.z, key, kr, vr)
 			continue

@@ -43,6 +43,7 @@ type Config struct {
 	MaxConnections  int
 	MaxStreams      int
 	MemoryLimit     byteSize
+	FastPaths       string
 
 	ZipkinProtoLittleEndianIDs bool
 
@@ -91,6 +92,7 @@ func defaultConfig() Config {
 		MaxStreams:           100,
 		MemoryLimit:          byteSize(memoryLimitFromCgroup()),
 		IdleTimeout:          2 * time.Minute,
+		FastPaths:            "auto",
 		JaegerProtocol:       exp.Protocol,
 		JaegerCompression:    exp.Compression,
 		JaegerHeaders:        headerMap{},
@@ -133,7 +135,8 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections are closed after this")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open connections per listener; more wait in the kernel's backlog (0: no limit)")
 	fs.IntVar(&c.MaxStreams, "max-concurrent-streams", c.MaxStreams, "concurrent HTTP/2 streams (requests) per connection, gRPC included")
-	fs.Var(&c.MemoryLimit, "memory-limit", "memory limit in bytes (K/M/G/Ki/Mi/Gi suffixes), default the container's cgroup limit: sets GOMEMLIMIT, and above 80% of it requests are refused with 429 / RESOURCE_EXHAUSTED (0: no guard)")
+	fs.Var(&c.MemoryLimit, "memory-limit", "memory limit in bytes (K/M/G/Ki/Mi/Gi suffixes), default the container's cgroup limit: sets GOMEMLIMIT; request bytes in flight may use a quarter of it (at least --max-request-bytes), and above that or above 80% of the limit requests are refused with 429 / RESOURCE_EXHAUSTED (0: no guard)")
+	fs.StringVar(&c.FastPaths, "fast-paths", c.FastPaths, "auto: traceport reads Envoy's HTTP/1.1 Zipkin posts and plain gRPC exports itself; off: net/http and grpc.Server serve everything (to rule the fast paths out in an incident)")
 	fs.BoolVar(&c.ZipkinProtoLittleEndianIDs, "zipkin-proto-little-endian-ids", c.ZipkinProtoLittleEndianIDs, "read Zipkin proto span/parent ids in little-endian byte order, as Envoy's HTTP_PROTO writes them")
 
 	fs.StringVar(&c.Jaeger, "jaeger", c.Jaeger, "Jaeger's HOST:PORT to forward to; empty: count spans and discard them")
@@ -299,6 +302,9 @@ func (c *Config) check() error {
 	if c.MemoryLimit < 0 || c.MemoryLimit > 0 && c.MemoryLimit < 32<<20 {
 		bad("memory-limit %d: want 0 (no guard) or at least 32Mi", c.MemoryLimit)
 	}
+	if c.FastPaths != "auto" && c.FastPaths != "off" {
+		bad("fast-paths %q: want auto or off", c.FastPaths)
+	}
 	if c.MaxServices < 1 {
 		bad("max-services %d: want at least 1", c.MaxServices)
 	}
@@ -337,6 +343,7 @@ func (c *Config) receiverConfig(tlsConf *tls.Config) receiver.Config {
 		MaxStreams:        uint32(c.MaxStreams),
 		MemoryLimit:       int64(c.MemoryLimit),
 		PushWaits:         c.QueueDir != "" && c.QueueFsync == exporter.FsyncAlways,
+		FastPathsOff:      c.FastPaths == "off",
 	}
 }
 

@@ -77,6 +77,33 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	f(nil, "jaeger-protocl: otlp-http\n", `unknown setting "jaeger-protocl"`)
 	f(nil, "queue-spans: lots\n", "queue-spans")
 	f([]string{"--jaeger-header", "novalue"}, "", "KEY=VALUE")
+	f([]string{"--fast-paths", "no"}, "", "fast-paths")
+}
+
+// TestFastPathsSwitch: --fast-paths=off (flag, environment or file) turns
+// both fast paths off in the receiver; auto, the default, leaves them on.
+func TestFastPathsSwitch(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{nil, nil, false},
+		{[]string{"--fast-paths", "off"}, nil, true},
+		{nil, map[string]string{"TRACEPORT_FAST_PATHS": "off"}, true},
+		{[]string{"--fast-paths=auto"}, map[string]string{"TRACEPORT_FAST_PATHS": "off"}, false},
+	} {
+		cfg, err := loadConfig(c.args, env(c.env), &bytes.Buffer{})
+		if err == nil {
+			err = cfg.check()
+		}
+		if err != nil {
+			t.Fatalf("%v %v: %v", c.args, c.env, err)
+		}
+		if got := cfg.receiverConfig(nil).FastPathsOff; got != c.want {
+			t.Errorf("%v %v: FastPathsOff %v, want %v", c.args, c.env, got, c.want)
+		}
+	}
 }
 
 // TestValidateExitCodes: `traceport --config F --validate` is what deploy/
