@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
@@ -125,11 +126,21 @@ func (rc *Receiver) newGRPCServer() *grpc.Server {
 // refuses, so each refusal kept a deadline timer alive until the client's
 // timeout, and a refusal flood held ~100 MB of them.)
 func (rc *Receiver) admitGRPC(protocol string) error {
-	if ref := rc.admit(true); ref != nil {
+	ref := rc.admit(true)
+	if ref == nil && rc.budgetSpent() {
+		ref = rc.budget.overBudget()
+	}
+	if ref != nil {
 		rc.sources.rejectRequest(protocol, ref.reason)
 		return ref.grpcStatus().Err()
 	}
 	return nil
+}
+
+// budgetSpent: the in-flight byte budget has no room left for a frame of
+// a new request; bytes of requests already admitted are not affected.
+func (rc *Receiver) budgetSpent() bool {
+	return rc.budget.limit > 0 && rc.budget.inUse() > rc.budget.limit-h2MaxFrameSize
 }
 
 func (rc *Receiver) unknownGRPC(_ any, stream grpc.ServerStream) error {
@@ -150,20 +161,29 @@ func (rc *Receiver) grpcRefusal(protocol string, err error) error {
 		// An error from grpc itself while reading the message: too large
 		// (ResourceExhausted), bad compression, client gone.
 		st, _ := status.FromError(err)
-		rsn := reasonReadBody
-		switch st.Code() {
-		case codes.ResourceExhausted:
-			rsn = reasonTooLarge
-		case codes.Internal, codes.Unimplemented:
-			rsn = reasonDecompress
-		}
-		rc.sources.rejectRequest(protocol, rsn)
+		rc.sources.rejectRequest(protocol, readReason(st))
 		return err
 	}
 	ref := asRefusal(err)
 	rc.sources.rejectRequest(protocol, ref.reason)
 	rc.log.Debug("request refused", "protocol", protocol, "reason", ref.reason, "msg", ref.msg)
 	return ref.grpcStatus().Err()
+}
+
+// readReason names what went wrong reading a gRPC request's message, from
+// grpc-go's status (the fast path gives the same ones).
+func readReason(st *status.Status) reason {
+	switch msg := st.Message(); {
+	case st.Code() == codes.ResourceExhausted:
+		return reasonTooLarge
+	case strings.Contains(msg, "received no request message"):
+		return reasonMalformed // a unary request with no message at all
+	case msg == "unexpected EOF":
+		return reasonReadBody // the client ended the request mid-message
+	case st.Code() == codes.Internal, st.Code() == codes.Unimplemented:
+		return reasonDecompress
+	}
+	return reasonReadBody
 }
 
 func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, error) {

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"testing"
+	"time"
 
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -29,6 +31,9 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 }
 
 func (c *chunkConn) Write(p []byte) (int, error) { return c.wrote.Write(p) }
+
+func (c *chunkConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *chunkConn) SetReadDeadline(time.Time) error  { return nil }
 
 func frame(typ, flags byte, stream uint32, payload []byte) []byte {
 	f := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags, 0, 0, 0, 0}
@@ -77,12 +82,12 @@ func TestGRPCOnlyConnFrames(t *testing.T) {
 	stream = append(stream, data(5, 1000)...)
 	stream = append(stream, frame(frameHeaders, flagEndHeaders, 7, block("application/grpc"))...)
 	stream = append(stream, data(7, 2000)...)
-	wantWritten := append(append(goAwayFrame(3), windowUpdateFrame(1000)...), windowUpdateFrame(2000)...)
+	wantWritten := append(append(goAwayFrame(3, http2.ErrCodeNo), windowUpdateFrame(1000)...), windowUpdateFrame(2000)...)
 
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		c := &chunkConn{in: stream, rng: rng}
-		g := newGRPCOnlyConn(c)
+		g := newGRPCOnlyConn(c, &byteBudget{})
 		var got []byte
 		for {
 			p := make([]byte, 1+rng.IntN(70000))
@@ -119,7 +124,7 @@ func FuzzGRPCOnlyConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frames []byte, seed uint64) {
 		in := append([]byte(http2Preface), frames...)
 		rng := rand.New(rand.NewPCG(seed, 2))
-		g := newGRPCOnlyConn(&chunkConn{in: in, rng: rng})
+		g := newGRPCOnlyConn(&chunkConn{in: in, rng: rng}, &byteBudget{})
 		total := 0
 		for range len(in) + 10 {
 			p := make([]byte, 1+rng.IntN(100))

@@ -58,6 +58,11 @@ const (
 	h2DrainTime     = 5 * time.Second
 	pingMinTime     = 10 * time.Second // grpc.KeepaliveEnforcementPolicy.MinTime
 	maxPingStrikes  = 2                // as grpc-go
+	h2MaxWindow     = 1<<31 - 1        // RFC 9113 §6.9.1
+	// maxResetsInARow is how many streams a client may reset, with no
+	// request completing in between, before the connection is closed
+	// (a rapid-reset attack costs no more than this many streams).
+	maxResetsInARow = 1000
 )
 
 // h2Conn is one connection on the fast path. Everything runs on its serve
@@ -68,16 +73,15 @@ type h2Conn struct {
 	br     *bufio.Reader
 	fr     *http2.Framer
 	out    bytes.Buffer // frames to write at the end of the batch
-	dec    *hpack.Decoder
 	client string
 
-	block    h2Block // the header block being decoded
-	head     h2Head  // what it says
+	head     h2Head // what the last header block says
 	streams  map[uint32]*h2Stream
 	lastID   uint32 // highest stream id the client opened
 	lastGood uint32 // highest stream id served: a GOAWAY's last stream
 	goneAway bool   // GOAWAY sent: later streams are not processed
 	peerGone bool   // the client sent GOAWAY: no new streams will come
+	preAcked bool   // the replayed SETTINGS were acknowledged by the sniffer
 
 	sendConn    int64 // the client's connection window for our DATA
 	peerInitial int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -87,19 +91,13 @@ type h2Conn struct {
 	lastPing    time.Time
 	pingStrikes int
 	wroteData   bool // since the last PING: resets the strikes, as in grpc-go
+	resets      int  // streams the client reset since a request last completed
 
-	replyBlock   []byte // replyHeaders' last block other than okHeaders
-	replySubtype string
-	replyGzip    bool
-	deadline     time.Time
-}
-
-// h2Block is a request's header block in progress (HEADERS, then
-// CONTINUATIONs).
-type h2Block struct {
-	id        uint32
-	endStream bool
-	size      int // bytes so far
+	replyBlock    []byte // replyHeaders' last block other than okHeaders
+	replySubtype  string
+	replyGzip     bool
+	deadline      time.Time // the read deadline set last
+	writeDeadline writeDeadline
 }
 
 // h2Stream is one request being uploaded.
@@ -111,9 +109,12 @@ type h2Stream struct {
 	recvUnacked int
 	prefix      [5]byte // the gRPC message prefix: compressed flag, length
 	nprefix     int
-	msg         *[]byte // the message, from bufpool.Shared
-	n           int     // bytes of msg received
-	complete    bool    // the message is in, decompressed and, for Jaeger, decoded
+	msg         *[]byte   // the message, from bufpool.Shared, grown as it arrives
+	size        int       // the message's length, as its prefix declares
+	n           int       // bytes of msg received
+	hold        hold      // the bytes received, charged to the in-flight budget
+	deadline    time.Time // --read-timeout after the headers: the whole request is in by then
+	complete    bool      // the message is in, decompressed and, for Jaeger, decoded
 	jaeger      *api_v2.PostSpansRequest
 	ended       bool   // the client's END_STREAM was seen
 	reply       []byte // a response waiting for flow-control window
@@ -128,7 +129,7 @@ type h2Stream struct {
 
 // serveH2 runs the fast path on one HTTP/2 connection; frames, read while
 // sniffing (after the preface), are replayed first.
-func (rc *Receiver) serveH2(conn net.Conn, frames []byte) {
+func (rc *Receiver) serveH2(conn net.Conn, frames []byte, settingsAcked bool) {
 	c := &h2Conn{
 		fastConn:    fastConn{conn: conn},
 		rc:          rc,
@@ -136,6 +137,7 @@ func (rc *Receiver) serveH2(conn net.Conn, frames []byte) {
 		streams:     map[uint32]*h2Stream{},
 		sendConn:    h2InitialWindow,
 		peerInitial: h2InitialWindow,
+		preAcked:    settingsAcked,
 	}
 	if !rc.h2.add(&c.fastConn, rc) {
 		conn.Close()
@@ -143,11 +145,8 @@ func (rc *Receiver) serveH2(conn net.Conn, frames []byte) {
 	}
 	defer rc.h2.remove(&c.fastConn)
 	c.br = bufio.NewReaderSize(&replayConn{Conn: conn, head: frames}, h2ReadBufSize)
-	c.fr = http2.NewFramer(&c.out, c.br)
+	c.fr = newH2Framer(&c.out, c.br, hpack.NewDecoder(4096, nil))
 	c.fr.SetReuseFrames()
-	c.fr.SetMaxReadFrameSize(h2MaxFrameSize)
-	c.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { c.head.field(f) })
-	c.dec.SetMaxStringLength(h2MaxHeaderList)
 	c.serve()
 }
 
@@ -171,15 +170,14 @@ func (c *h2Conn) serve() {
 			f, err = c.fr.ReadFrameForHeader(fh)
 		}
 		if err != nil {
-			se, ok := err.(http2.StreamError)
-			if ok && fh.Type != http2.FrameHeaders && fh.Type != http2.FrameContinuation {
+			if se, ok := err.(http2.StreamError); ok {
+				// A bad frame, or a header block x/net decoded whole but
+				// refuses (a field not allowed): the stream is reset and
+				// the connection goes on, as in grpc.Server.
 				c.resetStream(se.StreamID, se.Code)
 				continue
 			}
-			if ok {
-				// A header block lost: the HPACK state is lost with it.
-				c.fail(http2.ErrCodeProtocol)
-			} else if ce, ok := err.(http2.ConnectionError); ok {
+			if ce, ok := err.(http2.ConnectionError); ok {
 				c.fail(http2.ErrCode(ce))
 			} else if errors.Is(err, http2.ErrFrameTooLarge) {
 				c.fail(http2.ErrCodeFrameSize)
@@ -226,7 +224,15 @@ func (c *h2Conn) wait() bool {
 		// the GOAWAY is read before the connection goes.
 		timeout = h2DrainTime
 	}
-	if d := time.Now().Add(timeout); d.Before(c.deadline) || d.Sub(c.deadline) > timeout/16 {
+	now := time.Now()
+	d := now.Add(timeout)
+	// Each request must be in by its --read-timeout: the earliest is
+	// the deadline, set exactly once for that request.
+	expiring := c.firstExpiry()
+	if !expiring.IsZero() && expiring.Before(d) {
+		d = expiring
+	}
+	if d.Before(c.deadline) || d.Sub(c.deadline) > timeout/16 || d.Equal(expiring) && !d.Equal(c.deadline) {
 		c.conn.SetReadDeadline(d)
 		c.deadline = d
 	}
@@ -242,6 +248,10 @@ func (c *h2Conn) wait() bool {
 				c.deadline = time.Time{} // woken by Shutdown: say goodbye
 				return c.wait()
 			}
+			if isTimeout(err) && !expiring.IsZero() && !time.Now().Before(expiring) {
+				c.expire()
+				return c.flush() && c.wait()
+			}
 			if isTimeout(err) && idle && !c.goneAway {
 				c.goAway(http2.ErrCodeNo)
 				c.flush()
@@ -255,11 +265,36 @@ func (c *h2Conn) wait() bool {
 	return true
 }
 
+// firstExpiry is the earliest --read-timeout of the requests being
+// uploaded; zero if none.
+func (c *h2Conn) firstExpiry() time.Time {
+	var first time.Time
+	for _, s := range c.streams {
+		if !s.ended && (first.IsZero() || s.deadline.Before(first)) {
+			first = s.deadline
+		}
+	}
+	return first
+}
+
+// expire cuts off the requests not in by their --read-timeout, as net/http
+// cuts off a slow upload: counted (read_body) and answered.
+func (c *h2Conn) expire() {
+	now := time.Now()
+	for _, s := range c.streams {
+		if !s.ended && !now.Before(s.deadline) {
+			c.rc.sources.rejectRequest(s.protocol(), reasonReadBody)
+			c.replyError(s, status.Error(codes.DeadlineExceeded, "request not received within --read-timeout"))
+		}
+	}
+}
+
 // flush writes the batch's frames; false means the connection is gone.
 func (c *h2Conn) flush() bool {
 	if c.out.Len() == 0 {
 		return true
 	}
+	c.writeDeadline.extend(c.conn) // a client that stops reading is cut off
 	_, err := c.conn.Write(c.out.Bytes())
 	c.out.Reset()
 	return err == nil
@@ -281,11 +316,13 @@ func (c *h2Conn) fail(code http2.ErrCode) {
 }
 
 // goAway tells the client that no stream after lastGood will be processed.
+// Header blocks are not decoded from then on: no request will be read.
 func (c *h2Conn) goAway(code http2.ErrCode) {
 	if !c.goneAway {
 		c.goneAway = true
 		c.fr.WriteGoAway(c.lastGood, code, nil)
 	}
+	c.fr.ReadMetaHeaders = nil
 }
 
 // handle acts on one frame; false closes the connection.
@@ -293,33 +330,23 @@ func (c *h2Conn) handle(f http2.Frame) bool {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return c.onData(f)
+	case *http2.MetaHeadersFrame:
+		return c.onHeaders(f.HeadersFrame, f.Fields, f.Truncated)
 	case *http2.HeadersFrame:
-		if f.StreamID <= c.lastID || f.StreamID%2 == 0 {
-			// Request trailers, a stream id used before, or an even one:
-			// grpc.Server ends the connection on all three.
-			c.fail(http2.ErrCodeProtocol)
-			return false
-		}
-		c.lastID = f.StreamID
-		c.block = h2Block{id: f.StreamID, endStream: f.StreamEnded()}
-		c.head = h2Head{}
-		return c.onFragment(f.HeaderBlockFragment(), f.HeadersEnded())
-	case *http2.ContinuationFrame:
-		return c.onFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+		return c.onHeaders(f, nil, false) // after our GOAWAY: not decoded
 	case *http2.SettingsFrame:
 		return c.onSettings(f)
 	case *http2.PingFrame:
 		return c.onPing(f)
 	case *http2.WindowUpdateFrame:
-		if f.StreamID == 0 {
-			c.sendConn += int64(f.Increment)
-		} else if s := c.streams[f.StreamID]; s != nil {
-			s.sendWindow += int64(f.Increment)
-		}
-		c.sendBlocked()
+		return c.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
 		if s := c.streams[f.StreamID]; s != nil {
 			c.cutOff(s) // the client gave up on it
+			if c.resets++; c.resets > maxResetsInARow {
+				c.fail(http2.ErrCodeEnhanceYourCalm)
+				return false
+			}
 		}
 	case *http2.GoAwayFrame:
 		c.peerGone = true
@@ -330,26 +357,47 @@ func (c *h2Conn) handle(f http2.Frame) bool {
 	return true
 }
 
-// onFragment feeds a header block fragment to the HPACK decoder, which must
-// see every block, in order, to keep its table.
-func (c *h2Conn) onFragment(frag []byte, end bool) bool {
-	c.block.size += len(frag)
-	if c.block.size > 2*h2MaxHeaderList {
-		c.fail(http2.ErrCodeEnhanceYourCalm) // a CONTINUATION flood
+// onHeaders takes a request's header block, decoded by x/net's framer
+// (fields stop at h2MaxHeaderList: truncated says some were left out).
+func (c *h2Conn) onHeaders(f *http2.HeadersFrame, fields []hpack.HeaderField, truncated bool) bool {
+	if f.StreamID <= c.lastID || f.StreamID%2 == 0 {
+		// Request trailers, a stream id used before, or an even one:
+		// grpc.Server ends the connection on all three.
+		c.fail(http2.ErrCodeProtocol)
 		return false
 	}
-	if _, err := c.dec.Write(frag); err != nil {
-		c.fail(http2.ErrCodeCompression)
-		return false
-	}
-	if !end {
+	c.lastID = f.StreamID
+	if truncated {
+		// As grpc.Server answers a header list over its limit.
+		c.fr.WriteRSTStream(f.StreamID, http2.ErrCodeFrameSize)
 		return true
 	}
-	if err := c.dec.Close(); err != nil {
-		c.fail(http2.ErrCodeCompression)
-		return false
+	c.head = h2Head{}
+	for _, hf := range fields {
+		c.head.field(hf)
 	}
-	c.open(c.block.id, c.block.endStream)
+	c.open(f.StreamID, f.StreamEnded())
+	return true
+}
+
+// onWindowUpdate adds to a send window; one past 2^31-1 is a flow-control
+// error (RFC 9113 §6.9.1) of the stream, or of the connection.
+func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) bool {
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		if c.sendConn+inc > h2MaxWindow {
+			c.fail(http2.ErrCodeFlowControl)
+			return false
+		}
+		c.sendConn += inc
+	} else if s := c.streams[f.StreamID]; s != nil {
+		if s.sendWindow+inc > h2MaxWindow {
+			c.resetStream(s.id, http2.ErrCodeFlowControl)
+			return true
+		}
+		s.sendWindow += inc
+	}
+	c.sendBlocked()
 	return true
 }
 
@@ -369,7 +417,8 @@ func (c *h2Conn) open(id uint32, endStream bool) {
 		return
 	}
 	c.lastGood = id
-	s := &h2Stream{id: id, kind: kind, gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream}
+	s := &h2Stream{id: id, kind: kind, gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream,
+		hold: rc.budget.newHold(), deadline: time.Now().Add(rc.cfg.ReadTimeout)}
 	s.subtype, _ = grpcSubtype(c.head.contentType)
 	if s.kind == h2Unknown {
 		c.replyError(s, rc.unknownMethod(c.head.path))
@@ -400,7 +449,15 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 		}
 		return true // answered, refused or not processed: dropped
 	}
-	if err := c.take(s, f.Data()); err != nil {
+	if err := c.take(s, f.Data()); err == errOverBudget {
+		// The bytes of requests in flight are spent: this one was not
+		// processed, and grpc-go clients retry a REFUSED_STREAM.
+		c.rc.sources.rejectRequest(s.protocol(), reasonMemoryLimit)
+		c.fr.WriteRSTStream(s.id, http2.ErrCodeRefusedStream)
+		s.ended = true
+		c.drop(s)
+		return true
+	} else if err != nil {
 		c.replyError(s, c.rc.grpcRefusal(s.protocol(), err))
 		return true
 	}
@@ -431,8 +488,9 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 				if int64(size) > max {
 					return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, max)
 				}
-				s.msg = bufpool.Shared.Get(int(size))
+				s.size = int(size)
 				if size == 0 {
+					s.msg = bufpool.Shared.Get(0)
 					if err := c.decode(s); err != nil {
 						return err
 					}
@@ -441,10 +499,16 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 			continue
 		}
 		if !s.complete {
-			k := copy((*s.msg)[s.n:], data)
+			k := min(s.size-s.n, len(data))
+			if !s.hold.grow(int64(k)) {
+				return errOverBudget
+			}
+			s.reserve(s.n + k)
+			copy((*s.msg)[s.n:], data[:k])
 			s.n += k
 			data = data[k:]
-			if s.n == len(*s.msg) {
+			if s.n == s.size {
+				*s.msg = (*s.msg)[:s.n]
 				if err := c.decode(s); err != nil {
 					return err
 				}
@@ -475,6 +539,31 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// errOverBudget: the in-flight byte budget has no room for a request's next
+// bytes.
+var errOverBudget = errors.New("in-flight request bytes over budget")
+
+// reserve makes room for n bytes of the message: the buffer grows with what
+// has arrived (doubling, up to the declared size), never by the declared
+// size alone, so a prefix declaring 20 MiB costs nothing until they come.
+func (s *h2Stream) reserve(n int) {
+	if s.msg != nil && n <= cap(*s.msg) {
+		*s.msg = (*s.msg)[:cap(*s.msg)]
+		return
+	}
+	size := n
+	if s.msg != nil {
+		size = min(max(n, 2*cap(*s.msg)), s.size)
+	}
+	bigger := bufpool.Shared.Get(size)
+	if s.msg != nil {
+		copy(*bigger, (*s.msg)[:s.n])
+		bufpool.Shared.Put(s.msg)
+	}
+	s.msg = bigger
+	*s.msg = (*s.msg)[:cap(*s.msg)]
 }
 
 // decode does what grpc.Server does with a message as soon as it is in:
@@ -566,12 +655,16 @@ func gunzipMessage(src []byte, limit int) (*[]byte, error) {
 // finish handles a request the client has ended.
 func (c *h2Conn) finish(s *h2Stream) {
 	rc := c.rc
+	c.resets = 0
 	var err error
 	switch {
 	case s.nprefix == 0:
 		err = status.Error(codes.Internal, "cardinality violation: received no request message from non-client-streaming RPC")
 	case !s.complete:
 		err = status.Error(codes.Internal, "unexpected EOF")
+	}
+	switch {
+	case err != nil:
 	case s.nnext > 0:
 		// A second message cut short. grpc.Server answers as below but
 		// its handler sees a plain io.ErrUnexpectedEOF: malformed.
@@ -729,6 +822,7 @@ func (c *h2Conn) drop(s *h2Stream) {
 	if c.streams[s.id] == s {
 		delete(c.streams, s.id)
 	}
+	s.hold.free()
 	if s.msg != nil {
 		bufpool.Shared.Put(s.msg)
 		s.msg = nil
@@ -739,6 +833,10 @@ func (c *h2Conn) onSettings(f *http2.SettingsFrame) bool {
 	if f.IsAck() {
 		return true
 	}
+	if f.NumSettings() > maxSettings {
+		c.fail(http2.ErrCodeProtocol) // as net/http's server
+		return false
+	}
 	err := f.ForeachSetting(func(set http2.Setting) error {
 		if err := set.Valid(); err != nil {
 			return err
@@ -747,7 +845,9 @@ func (c *h2Conn) onSettings(f *http2.SettingsFrame) bool {
 			delta := int64(set.Val) - c.peerInitial
 			c.peerInitial = int64(set.Val)
 			for _, s := range c.streams {
-				s.sendWindow += delta
+				if s.sendWindow += delta; s.sendWindow > h2MaxWindow {
+					return http2.ConnectionError(http2.ErrCodeFlowControl) // RFC 9113 §6.9.2
+				}
 			}
 		}
 		return nil
@@ -756,7 +856,11 @@ func (c *h2Conn) onSettings(f *http2.SettingsFrame) bool {
 		c.fail(http2.ErrCode(ce))
 		return false
 	}
-	c.fr.WriteSettingsAck()
+	if c.preAcked {
+		c.preAcked = false
+	} else {
+		c.fr.WriteSettingsAck()
+	}
 	c.sendBlocked()
 	return true
 }

@@ -757,9 +757,9 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 		// Raw frames: what a real client does not send.
 		{name: "valid export, raw", raw: rawCall(exportHeaders(), msg), codes: []codes.Code{codes.OK}, served: 1},
 		{name: "empty message", raw: rawCall(exportHeaders(), grpcMessage(0, nil)), codes: []codes.Code{codes.OK}, served: 1},
-		{name: "no message: END_STREAM on HEADERS", raw: rawCall(exportHeaders(), nil), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
-		{name: "message cut short", raw: rawCall(exportHeaders(), msg[:len(msg)/2]), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
-		{name: "prefix cut short", raw: rawCall(exportHeaders(), msg[:3]), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
+		{name: "no message: END_STREAM on HEADERS", raw: rawCall(exportHeaders(), nil), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonMalformed: 1}},
+		{name: "message cut short", raw: rawCall(exportHeaders(), msg[:len(msg)/2]), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonReadBody: 1}},
+		{name: "prefix cut short", raw: rawCall(exportHeaders(), msg[:3]), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonReadBody: 1}},
 		{name: "two messages", raw: rawCall(exportHeaders(), append(bytes.Clone(msg), msg...)), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonDecompress: 1}},
 		{name: "second message cut short", raw: rawCall(exportHeaders(), append(bytes.Clone(msg), msg[:3]...)), codes: []codes.Code{codes.Internal}, rejected: map[reason]float64{reasonMalformed: 1}},
 		{name: "second message over max-request-bytes", raw: rawCall(exportHeaders(), append(bytes.Clone(msg), grpcMessage(0, make([]byte, 2<<20))[:5]...)),
@@ -1421,7 +1421,7 @@ func FuzzH2Fast(f *testing.F) {
 			t.Fatal(err)
 		}
 		done := make(chan struct{})
-		go func() { defer close(done); rc.serveH2(srv, nil) }()
+		go func() { defer close(done); rc.serveH2(srv, nil, false) }()
 		checked := make(chan error, 1)
 		go func() { checked <- checkH2Output(cli) }()
 		cli.Write(frame(frameSettings, 0, 0, nil))

@@ -126,7 +126,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		MaxHeaderBytes:    64 << 10,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: int(cfg.MaxStreams),
-			MaxReadFrameSize:     1 << 20,
+			MaxReadFrameSize:     h2MaxFrameSize, // what the sniffer advertised first
 		},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -215,33 +215,43 @@ func (rc *Receiver) route(conn net.Conn) {
 }
 
 // routeHTTP2 reads frames up to the first request's HEADERS to see whether
-// it is gRPC. gRPC clients wait for the server's SETTINGS before they send a
-// request, so an empty SETTINGS frame goes out first; the client's ACK of it
-// is removed from the stream later, since the real server never sent it.
+// it is gRPC. The server preface (an empty SETTINGS frame) goes out first,
+// and the client's SETTINGS are acknowledged as they arrive: gRPC clients,
+// and h2spec, wait for both before they send a request. The client's ACK of
+// the empty SETTINGS is removed from the stream later, and the real server's
+// ACKs of SETTINGS already acknowledged are not sent again.
 func (rc *Receiver) routeHTTP2(conn net.Conn, preface []byte) {
-	if _, err := conn.Write(emptySettingsFrame); err != nil {
+	sn := &h2Sniffer{conn: conn, afterFirstFrame: func() { conn.SetReadDeadline(time.Now().Add(rc.cfg.IdleTimeout)) }}
+	if sn.write(emptySettingsFrame) != nil {
 		conn.Close()
 		return
 	}
 	// The client's SETTINGS must come as promptly as any request's headers;
 	// after that, a client may wait for its first request up to IdleTimeout.
 	conn.SetReadDeadline(time.Now().Add(rc.cfg.ReadHeaderTimeout))
-	sn := &h2Sniffer{conn: conn, afterFirstFrame: func() { conn.SetReadDeadline(time.Now().Add(rc.cfg.IdleTimeout)) }}
 	isGRPC, err := sn.firstRequestIsGRPC()
 	conn.SetReadDeadline(time.Time{})
+	var se sniffError
+	if errors.As(err, &se) {
+		// As net/http's and grpc's servers end such a connection.
+		sn.write(goAwayFrame(0, se.code))
+		conn.Close()
+		return
+	}
 	if err != nil && (!isTimeout(err) || len(sn.frames) == 0) {
 		rc.log.Debug("HTTP/2 connection closed before its first request", "remote", conn.RemoteAddr(), "err", err)
 		conn.Close()
 		return
 	}
+	frames, settingsAcked := sn.replay()
 	if isGRPC && sn.head.kind() != h2Other && !rc.h2.off && !rc.cfg.PushWaits {
-		rc.serveH2(conn, sn.frames)
+		rc.serveH2(conn, frames, settingsAcked)
 		return
 	}
-	replay := &ackFilterConn{Conn: conn, pending: append(preface, sn.frames...), acked: sn.acked}
+	replay := &ackFilterConn{Conn: conn, pending: append(preface, frames...), acked: sn.acked, dropAck: settingsAcked}
 	replay.scanned = len(replay.pending)
 	if isGRPC || err != nil { // a client idle since connecting is a gRPC client more often than not
-		rc.native.deliver(newGRPCOnlyConn(replay))
+		rc.native.deliver(newGRPCOnlyConn(replay, rc.budget))
 		return
 	}
 	rc.plain.deliver(replay)
