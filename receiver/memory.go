@@ -73,6 +73,7 @@ func (g *memoryGuard) close() {
 		close(g.stop)
 	}
 }
+
 // spent reports whether the in-flight budget is used up: new requests are
 // refused at the door then, before a byte of their body is read.
 func (b *byteBudget) spent() bool { return b.limit > 0 && b.inUse() >= b.limit }
