@@ -541,10 +541,6 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 	return nil
 }
 
-// errOverBudget: the in-flight byte budget has no room for a request's next
-// bytes.
-var errOverBudget = errors.New("in-flight request bytes over budget")
-
 // reserve makes room for n bytes of the message: the buffer grows with what
 // has arrived (doubling, up to the declared size), never by the declared
 // size alone, so a prefix declaring 20 MiB costs nothing until they come.

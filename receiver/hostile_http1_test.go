@@ -23,7 +23,7 @@ import (
 // legitClients runs two Envoy-like clients (keep-alive, fast-path shaped
 // requests) until stop is called, which returns how many requests they sent
 // and how many got a 202 within a second.
-func legitClients(addr string) (stop func() (sent, answered int)) {
+func legitHTTP1Clients(addr string) (stop func() (sent, answered int)) {
 	body := bench.EnvoyZipkinJSON(5, 1)
 	req := []byte(envoyHead("/api/v2/spans", len(body), "") + string(body))
 	var mu sync.Mutex
@@ -100,7 +100,7 @@ func TestHTTP1DeclaredLengths(t *testing.T) {
 		defer c.Close()
 		c.Write([]byte(envoyHead("/api/v2/spans", 20971520, "") + "["))
 	}
-	stop := legitClients(tr.addr)
+	stop := legitHTTP1Clients(tr.addr)
 	deadline := time.Now().Add(20 * time.Second)
 	for tr.rc.budget.inUse() < attackers && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond) // every attacker's one byte has arrived
