@@ -76,8 +76,23 @@ type Receiver struct {
 // New builds a receiver that counts on reg, serves gatherer on /metrics and
 // hands spans to sink.
 func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) *Receiver {
+	return newReceiver(cfg, transport.NewBudget(cfg.MemoryLimit, cfg.MaxRequestBytes), sink, reg, gatherer, log)
+}
+
+// newReceiver is New with the in-flight budget given (tests set its size
+// without a --memory-limit, whose sampling guard would watch the test).
+func newReceiver(cfg Config, budget *transport.Budget, sink Sink, reg prometheus.Registerer, gatherer prometheus.Gatherer, log *slog.Logger) *Receiver {
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = time.Minute
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = 100
 	}
 	rc := &Receiver{
 		cfg:     cfg,
@@ -86,7 +101,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, gatherer prometheus.G
 		sources: newSources(cfg.MaxServices, cfg.Accounts, reg),
 		metrics: promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}),
 		memory:  newMemoryGuard(cfg.MemoryLimit),
-		budget:  transport.NewBudget(cfg.MemoryLimit, cfg.MaxRequestBytes),
+		budget:  budget,
 	}
 	rc.registerLimits(reg)
 	rc.grpc = rc.newGRPCServer()

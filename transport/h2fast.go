@@ -43,10 +43,10 @@ const (
 	pingMinTime     = 10 * time.Second // grpc.KeepaliveEnforcementPolicy.MinTime
 	maxPingStrikes  = 2                // as grpc-go
 	h2MaxWindow     = 1<<31 - 1        // RFC 9113 §6.9.1
-	// maxResetsInARow is how many streams a client may reset, with no
+	// MaxResetsInARow is how many streams a client may reset, with no
 	// request completing in between, before the connection is closed
 	// (a rapid-reset attack costs no more than this many streams).
-	maxResetsInARow = 1000
+	MaxResetsInARow = 1000
 )
 
 // h2Conn is one connection on the fast path. Everything runs on its serve
@@ -327,7 +327,7 @@ func (c *h2Conn) handle(f http2.Frame) bool {
 	case *http2.RSTStreamFrame:
 		if s := c.streams[f.StreamID]; s != nil {
 			c.cutOff(s) // the client gave up on it
-			if c.resets++; c.resets > maxResetsInARow {
+			if c.resets++; c.resets > MaxResetsInARow {
 				c.fail(http2.ErrCodeEnhanceYourCalm)
 				return false
 			}

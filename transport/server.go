@@ -346,3 +346,11 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// ServeHTTP1Conn and ServeGRPCConn serve one connection on a fast path
+// directly, without sniffing (conn starts with a request, or with the
+// frames after the preface): for tests that drive one path with arbitrary
+// input or an unbuffered pipe.
+func (srv *Server) ServeHTTP1Conn(conn net.Conn) { srv.serveHTTP1(conn, nil) }
+
+func (srv *Server) ServeGRPCConn(conn net.Conn) { srv.serveH2(conn, nil, false) }
