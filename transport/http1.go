@@ -35,7 +35,7 @@ type fastConns struct {
 	conns map[*fastConn]struct{}
 	wg    sync.WaitGroup
 
-	off               bool         // --fast-paths=off (and tests): no connection takes the fast path
+	off               atomic.Bool  // --fast-paths=off (and tests): no connection takes the fast path
 	served, handedOff atomic.Int64 // tests check the routing
 }
 
@@ -67,7 +67,7 @@ type h1Request struct {
 // serveHTTP1 runs the fast path on one HTTP/1.1 connection whose first
 // bytes, already read, are head.
 func (srv *Server) serveHTTP1(conn net.Conn, head []byte) {
-	if srv.h1.off {
+	if srv.h1.off.Load() {
 		srv.plain.deliver(&replayConn{Conn: conn, head: head})
 		return
 	}
@@ -317,8 +317,8 @@ func parseH1Head(head []byte, complete bool) (req h1Request, ok bool) {
 }
 
 // zipkinEncoding is the encoding a Zipkin Content-Type value asks for, as
-// handleZipkin reads it (mime.ParseMediaType); ok is false for any value
-// handleZipkin would refuse.
+// the Zipkin handler reads it (mime.ParseMediaType); ok is false for any value
+// that handler would refuse.
 func zipkinEncoding(value []byte) (enc string, ok bool) {
 	mt := value
 	if bytes.IndexByte(value, ';') >= 0 || bytes.IndexByte(value, ' ') >= 0 || bytes.IndexByte(value, '\t') >= 0 {

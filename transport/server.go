@@ -90,8 +90,8 @@ func New(cfg Config, h Handlers, reg prometheus.Registerer, log *slog.Logger) *S
 		plain:  newConnListener(),
 		budget: cfg.Budget,
 	}
-	srv.h1.off = !cfg.FastPaths || h.Zipkin == nil
-	srv.h2.off = !cfg.FastPaths || h.Unary == nil
+	srv.h1.off.Store(!cfg.FastPaths || h.Zipkin == nil)
+	srv.h2.off.Store(!cfg.FastPaths || h.Unary == nil)
 	reg.MustRegister(fastPathRequests{srv})
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -119,8 +119,8 @@ func New(cfg Config, h Handlers, reg prometheus.Registerer, log *slog.Logger) *S
 // from now on (a path without its handler stays off); tests compare the
 // paths on one server.
 func (srv *Server) SetFastPaths(http1, grpc bool) {
-	srv.h1.off = !http1 || srv.h.Zipkin == nil
-	srv.h2.off = !grpc || srv.h.Unary == nil
+	srv.h1.off.Store(!http1 || srv.h.Zipkin == nil)
+	srv.h2.off.Store(!grpc || srv.h.Unary == nil)
 }
 
 // FastPathCounts is what traceport_fastpath_requests_total reports: requests
@@ -242,7 +242,7 @@ func (srv *Server) routeHTTP2(conn net.Conn, preface []byte) {
 		return
 	}
 	frames, settingsAcked := sn.replay()
-	if isGRPC && sn.head.kind() != h2Other && !srv.h2.off {
+	if isGRPC && sn.head.kind() != h2Other && !srv.h2.off.Load() {
 		srv.serveH2(conn, frames, settingsAcked)
 		return
 	}
