@@ -292,10 +292,6 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// ShuttingDown reports whether Shutdown was called: handlers close their
-// connections after the current request.
-func (srv *Server) ShuttingDown() bool { return srv.shuttingDown.Load() }
-
 // connListener is a net.Listener fed by route: how connections reach
 // grpc.Server.Serve and http.Server.Serve after sniffing.
 type connListener struct {
