@@ -31,7 +31,7 @@ func BenchmarkHTTP1(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			reg := prometheus.NewRegistry()
 			rc := New(Config{MaxRequestBytes: 20 << 20, MaxServices: 1000}, discardSink{}, reg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			rc.h1.off = c.off
+			rc.transport.SetFastPaths(!c.off, true)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)

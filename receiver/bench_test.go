@@ -77,7 +77,7 @@ func BenchmarkOTLPGRPCExport(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			reg := prometheus.NewRegistry()
 			rc := New(Config{MaxRequestBytes: 20 << 20, MaxServices: 1000}, discardSink{}, reg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			rc.h2.off = c.off
+			rc.transport.SetFastPaths(true, !c.off)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
@@ -108,7 +108,7 @@ func BenchmarkOTLPGRPCExport(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
-			if served := rc.h2.served.Load(); (served > 0) == c.off {
+			if served := h2Served(rc); (served > 0) == c.off {
 				b.Fatalf("fast path served %d requests", served)
 			}
 		})

@@ -12,6 +12,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/traceport/traceport/transport"
 )
 
 // bodyPool holds request body buffers. Decoders copy what they keep out of
@@ -45,7 +47,7 @@ var gzipPool sync.Pool // *gzip.Reader
 // (decompressed): they are what stays in memory until the request is
 // queued, while wire bytes of a compressed body only pass through the
 // decompressor's fixed window.
-func readBody(r *http.Request, buf *bytes.Buffer, limit int64, hold *hold) error {
+func readBody(r *http.Request, buf *bytes.Buffer, limit int64, hold *transport.Hold) error {
 	if r.ContentLength > limit {
 		return refuse(reasonTooLarge, "request body of %d bytes is over --max-request-bytes=%d", r.ContentLength, limit)
 	}
@@ -99,7 +101,7 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64, hold *hold) error
 	plain := &limitedReader{r: src, left: limit, hold: hold}
 	if _, err := buf.ReadFrom(plain); err != nil {
 		if plain.overBudget {
-			return hold.b.overBudget()
+			return overBudget()
 		}
 		if wire.over {
 			return refuse(reasonTooLarge, "request body is over --max-request-bytes=%d bytes on the wire", limit)
@@ -127,10 +129,7 @@ func wireOr(wire *limitedReader, r *refusal) *refusal {
 	return r
 }
 
-var (
-	errOverLimit  = errors.New("over the size limit")
-	errOverBudget = errors.New("over the in-flight request budget")
-)
+var errOverLimit = errors.New("over the size limit")
 
 // limitedReader fails (rather than ending quietly like io.LimitReader) once
 // more than left bytes are read, or when hold (if any) cannot be charged
@@ -140,7 +139,7 @@ type limitedReader struct {
 	left       int64
 	read       int64
 	over       bool
-	hold       *hold
+	hold       *transport.Hold
 	overBudget bool
 	err        error // the underlying reader's error, not EOF
 }
@@ -150,7 +149,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		return 0, errOverLimit
 	}
 	if l.overBudget {
-		return 0, errOverBudget
+		return 0, transport.ErrOverBudget
 	}
 	if int64(len(p)) > l.left+1 {
 		p = p[:l.left+1]
@@ -162,9 +161,9 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		return 0, errOverLimit
 	}
 	l.left -= int64(n)
-	if l.hold != nil && !l.hold.grow(int64(n)) {
+	if l.hold != nil && !l.hold.Grow(int64(n)) {
 		l.overBudget = true
-		return 0, errOverBudget
+		return 0, transport.ErrOverBudget
 	}
 	if err != nil && err != io.EOF && l.err == nil {
 		l.err = err

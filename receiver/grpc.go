@@ -128,7 +128,7 @@ func (rc *Receiver) newGRPCServer() *grpc.Server {
 func (rc *Receiver) admitGRPC(protocol string) error {
 	ref := rc.admit(true)
 	if ref == nil && rc.budgetSpent() {
-		ref = rc.budget.overBudget()
+		ref = overBudget()
 	}
 	if ref != nil {
 		rc.sources.rejectRequest(protocol, ref.reason)
@@ -140,7 +140,7 @@ func (rc *Receiver) admitGRPC(protocol string) error {
 // budgetSpent: the in-flight byte budget has no room left for a frame of
 // a new request; bytes of requests already admitted are not affected.
 func (rc *Receiver) budgetSpent() bool {
-	return rc.budget.limit > 0 && rc.budget.inUse() > rc.budget.limit-h2MaxFrameSize
+	return rc.budget.NoRoomForFrame()
 }
 
 func (rc *Receiver) unknownGRPC(_ any, stream grpc.ServerStream) error {

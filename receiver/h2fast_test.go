@@ -597,7 +597,7 @@ type fastRun struct {
 // counted when the counters are read.
 func runFastCase(t *testing.T, c fastCase, off bool) fastRun {
 	tr := startReceiver(t, c.cfg)
-	tr.rc.h2.off = off
+	tr.rc.transport.SetFastPaths(true, !off)
 	tr.sink.pushFails, tr.sink.full = c.pushFails, c.full
 	var run fastRun
 	if c.grpc != nil {
@@ -617,7 +617,7 @@ func runFastCase(t *testing.T, c fastCase, off bool) fastRun {
 	tr.sink.mu.Lock()
 	run.sinkSpans = tr.sink.spans
 	tr.sink.mu.Unlock()
-	run.served, run.handedOff = tr.rc.h2.served.Load(), tr.rc.h2.handedOff.Load()
+	run.served, run.handedOff = h2Served(tr.rc), h2HandedOff(tr.rc)
 	run.rejected = map[reason]float64{}
 	for _, r := range allReasons {
 		if v := tr.rejected(t, protoOTLPGRPC, r); v != 0 {
@@ -913,7 +913,7 @@ func fastConnection(t *testing.T, tr *testReceiver, settings ...http2.Setting) *
 	if o := c.outcome(1); o.code != codes.OK {
 		t.Fatalf("first Export: %s", o.text)
 	}
-	if n := tr.rc.h2.served.Load(); n != 1 {
+	if n := h2Served(tr.rc); n != 1 {
 		t.Fatalf("the first Export was not served by the fast path (served %d)", n)
 	}
 	return c
@@ -930,7 +930,7 @@ func TestH2FastResponsesWaitForWindow(t *testing.T) {
 	c.request(1, exportHeaders(), msg)
 	c.request(3, exportHeaders(), msg)
 	c.barrier([8]byte{1})
-	if n := tr.rc.h2.served.Load(); n != 2 {
+	if n := h2Served(tr.rc); n != 2 {
 		t.Fatalf("fast path served %d requests, want 2", n)
 	}
 	if got := receivedSpans(tr.rc); got != 20 {
@@ -1007,7 +1007,7 @@ func TestH2FastResponsesWaitForConnectionWindow(t *testing.T) {
 	if n := answered(ids(fit, 3)); n != 0 {
 		t.Errorf("%d replies sent past the connection window (%d bytes each)", n, replySize)
 	}
-	if n := tr.rc.h2.served.Load(); n != int64(fit+4) {
+	if n := h2Served(tr.rc); n != int64(fit+4) {
 		t.Errorf("fast path served %d requests, want %d: replies wait, requests do not", n, fit+4)
 	}
 	c.windowUpdate(0, 1<<20)
@@ -1088,7 +1088,7 @@ func TestH2FastLargeRequests(t *testing.T) {
 			t.Fatalf("stream %d: %s", id, o.text)
 		}
 	}
-	if n := tr.rc.h2.served.Load(); n != 2 {
+	if n := h2Served(tr.rc); n != 2 {
 		t.Errorf("fast path served %d requests, want 2", n)
 	}
 	if got := receivedSpans(tr.rc); got != 14000 {
@@ -1115,7 +1115,7 @@ func TestH2FastContinuation(t *testing.T) {
 			t.Fatalf("request in %d frames: %s", pieces, o.text)
 		}
 	}
-	if s, h := tr.rc.h2.served.Load(), tr.rc.h2.handedOff.Load(); s != 4 || h != 0 {
+	if s, h := h2Served(tr.rc), h2HandedOff(tr.rc); s != 4 || h != 0 {
 		t.Errorf("fast path served %d and handed off %d, want 4 and 0", s, h)
 	}
 }
@@ -1159,7 +1159,7 @@ func TestH2FastFrameTooLarge(t *testing.T) {
 	c.w.WriteData(3, true, grpcMessage(0, bench.SDKOTLP(60, 1))) // one frame of ~26 KB
 	c.wmu.Unlock()
 	c.awaitClosed()
-	if n := tr.rc.h2.served.Load(); n != 1 {
+	if n := h2Served(tr.rc); n != 1 {
 		t.Errorf("a request in a %d-byte DATA frame was served; want the connection closed (FRAME_SIZE_ERROR)", len(bench.SDKOTLP(60, 1))+5)
 	}
 	if n := c.count(func(ev h2Event) bool { return ev.typ == http2.FrameGoAway && ev.code == http2.ErrCodeFrameSize }); n != 1 {
@@ -1188,7 +1188,7 @@ func TestH2FastBadPadding(t *testing.T) {
 	if got := tr.rejected(t, protoOTLPGRPC, reasonReadBody); got != 0 {
 		t.Errorf("rejected_requests_total{otlp_grpc,read_body} = %v: a request the client never sent was counted", got)
 	}
-	if s, h := tr.rc.h2.served.Load(), tr.rc.h2.handedOff.Load(); s != 1 || h != 0 {
+	if s, h := h2Served(tr.rc), h2HandedOff(tr.rc); s != 1 || h != 0 {
 		t.Errorf("fast path served %d and handed off %d, want 1 and 0", s, h)
 	}
 }
@@ -1213,10 +1213,7 @@ func TestH2FastShutdownIdle(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Errorf("Shutdown waited for its deadline")
 	}
-	tr.rc.h2.mu.Lock()
-	n := len(tr.rc.h2.conns)
-	tr.rc.h2.mu.Unlock()
-	if n != 0 {
+	if _, n := tr.rc.transport.FastConns(); n != 0 {
 		t.Errorf("Shutdown returned with %d fast-path connections open", n)
 	}
 }
@@ -1281,7 +1278,8 @@ func TestH2FastShutdownDeadline(t *testing.T) {
 	defer cancel()
 	tr.rc.Shutdown(ctx)
 	c.awaitClosed()
-	tr.rc.h2.wg.Wait() // the connection's goroutine has ended, and counted
+	// The connection's goroutine counts it before it stops being tracked.
+	waitFor(t, "the fast-path connection gone", func() bool { _, n := tr.rc.transport.FastConns(); return n == 0 })
 	if got := tr.rejected(t, protoOTLPGRPC, reasonReadBody); got != 1 {
 		t.Errorf("rejected_requests_total{otlp_grpc,read_body} = %v, want 1", got)
 	}
@@ -1421,7 +1419,7 @@ func FuzzH2Fast(f *testing.F) {
 			t.Fatal(err)
 		}
 		done := make(chan struct{})
-		go func() { defer close(done); rc.serveH2(srv, nil, false) }()
+		go func() { defer close(done); rc.transport.ServeGRPCConn(srv) }()
 		checked := make(chan error, 1)
 		go func() { checked <- checkH2Output(cli) }()
 		cli.Write(frame(frameSettings, 0, 0, nil))

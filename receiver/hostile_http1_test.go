@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/traceport/traceport/bench"
+	"github.com/traceport/traceport/transport"
 )
 
 // legitClients runs two Envoy-like clients (keep-alive, fast-path shaped
@@ -102,7 +103,7 @@ func TestHTTP1DeclaredLengths(t *testing.T) {
 	}
 	stop := legitHTTP1Clients(tr.addr)
 	deadline := time.Now().Add(20 * time.Second)
-	for tr.rc.budget.inUse() < attackers && time.Now().Before(deadline) {
+	for tr.rc.budget.InUse() < attackers && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond) // every attacker's one byte has arrived
 	}
 	time.Sleep(2 * time.Second)
@@ -112,7 +113,7 @@ func TestHTTP1DeclaredLengths(t *testing.T) {
 	if grew := int64(during.HeapInuse) - int64(before.HeapInuse); grew > 64<<20 {
 		t.Errorf("heap grew by %d MiB for %d heads declaring 20 MiB with 1 byte each", grew>>20, attackers)
 	}
-	if got := tr.rc.budget.inUse(); got != attackers {
+	if got := tr.rc.budget.InUse(); got != attackers {
 		t.Errorf("in-flight budget holds %d bytes, want the %d that arrived", got, attackers)
 	}
 	if sent == 0 || answered*10 < sent*9 {
@@ -164,7 +165,7 @@ func TestHTTP1WriteDeadline(t *testing.T) {
 	server, client := net.Pipe() // unbuffered: the reply's write blocks until read
 	defer client.Close()
 	done := make(chan struct{})
-	go func() { tr.rc.serveHTTP1(server, nil); close(done) }()
+	go func() { tr.rc.transport.ServeHTTP1Conn(server); close(done) }()
 	client.Write([]byte(envoyHead("/api/v2/spans", 2, "") + "[]"))
 	select {
 	case <-done:
@@ -180,8 +181,7 @@ func startBudgetReceiver(t *testing.T, limit, maxRequest int64) *testReceiver {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	sink := &recordingSink{}
-	rc := New(Config{MaxRequestBytes: maxRequest, MaxServices: 100, ReadTimeout: 5 * time.Second}, sink, reg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	rc.budget.limit = limit
+	rc := newReceiver(Config{MaxRequestBytes: maxRequest, MaxServices: 100, ReadTimeout: 5 * time.Second}, transport.NewFixedBudget(limit), sink, reg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +204,7 @@ func TestInflightBudget(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fast path off=%v", off), func(t *testing.T) {
 			tr := startBudgetReceiver(t, 64<<10, 32<<10)
-			tr.rc.h1.off = off
+			tr.rc.transport.SetFastPaths(!off, true)
 			good := bench.EnvoyZipkinJSON(5, 1)
 			gz := gzipped(good)
 			otlp := bench.SDKOTLP(5, 1)
@@ -251,7 +251,7 @@ func TestInflightBudget(t *testing.T) {
 				c.Write([]byte(envoyHead("/api/v2/spans", 30<<10, "") + "[" + strings.Repeat(" ", 29<<10-1)))
 				holders = append(holders, c)
 			}
-			waitFor(t, "the uploads' 58 KiB charged", func() bool { return tr.rc.budget.inUse() == 58<<10 })
+			waitFor(t, "the uploads' 58 KiB charged", func() bool { return tr.rc.budget.InUse() == 58<<10 })
 			if g := gatherValue(t, tr.reg, "traceport_inflight_request_bytes", nil); g != 58<<10 {
 				t.Errorf("traceport_inflight_request_bytes = %v, want %d", g, 58<<10)
 			}
@@ -266,10 +266,10 @@ func TestInflightBudget(t *testing.T) {
 			for _, c := range holders {
 				c.Close()
 			}
-			waitFor(t, "every hold freed", func() bool { return tr.rc.budget.inUse() == 0 })
+			waitFor(t, "every hold freed", func() bool { return tr.rc.budget.InUse() == 0 })
 			ask(zipkin(big, ""), 202)
 			mix()
-			waitFor(t, "every hold freed", func() bool { return tr.rc.budget.inUse() == 0 })
+			waitFor(t, "every hold freed", func() bool { return tr.rc.budget.InUse() == 0 })
 		})
 	}
 }

@@ -89,8 +89,8 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoZipkin, "", ref)
 		return
 	}
-	hold := rc.budget.newHold()
-	defer hold.free()
+	hold := rc.budget.NewHold()
+	defer hold.Free()
 	body := getBody()
 	defer putBody(body)
 	if err := readBody(r, body, rc.cfg.MaxRequestBytes, &hold); err != nil {
@@ -109,7 +109,7 @@ func (rc *Receiver) handleZipkin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err = rc.ingestOwned(protoZipkin, enc, r.RemoteAddr, data, owned, counts, false)
-	hold.free() // queued or refused: the body is done with
+	hold.Free() // queued or refused: the body is done with
 	if err != nil {
 		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
 		return
@@ -168,8 +168,8 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, ref)
 		return
 	}
-	hold := rc.budget.newHold()
-	defer hold.free()
+	hold := rc.budget.NewHold()
+	defer hold.Free()
 	body := getBody()
 	defer putBody(body)
 	if err := readBody(r, body, rc.cfg.MaxRequestBytes, &hold); err != nil {
@@ -201,7 +201,7 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.sources.rejectSpans(protoOTLPHTTP, reasonInvalidSpan, rejected.Spans)
 	err = rc.ingestOwned(protoOTLPHTTP, enc, r.RemoteAddr, data, owned, counts, true)
-	hold.free() // queued or refused: the body is done with
+	hold.Free() // queued or refused: the body is done with
 	if err != nil {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))
 		return

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/traceport/traceport/bench"
 )
 
@@ -131,12 +129,12 @@ func TestHTTP1FastPath(t *testing.T) {
 			var counters [2]string
 			for i, off := range []bool{true, false} {
 				tr := startReceiver(t, c.cfg)
-				tr.rc.h1.off = off
+				tr.rc.transport.SetFastPaths(!off, true)
 				tr.sink.pushFails = c.pushFails
 				got[i] = exchange(t, tr.addr, []byte(c.raw), c.closeWrite, len(c.statuses))
 				counters[i] = countersText(t, tr)
 				if !off {
-					if n := tr.rc.h1.served.Load(); n != c.fast {
+					if n := h1Served(tr.rc); n != c.fast {
 						t.Errorf("fast path served %d requests, want %d", n, c.fast)
 					}
 				}
@@ -226,54 +224,4 @@ func TestHTTP1FastPathShutdown(t *testing.T) {
 	if _, err := br.ReadByte(); err == nil {
 		t.Errorf("the idle connection is still open after Shutdown")
 	}
-}
-
-// FuzzH1Head: a head the fast path takes is one net/http reads the same
-// way: a POST to the same path, the same body length, no other framing.
-func FuzzH1Head(f *testing.F) {
-	f.Add([]byte(envoyHead("/api/v2/spans", 10, "")))
-	f.Add([]byte("POST /api/v1/spans HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-	f.Add([]byte("POST /api/v2/spans HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf; q=1\r\nContent-Length: 007\r\n\r\n"))
-	f.Add([]byte("POST /api/v2/spans HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\nContent-Length: 1\r\n\r\n"))
-	for _, host := range []string{"a b", "a/b", `a"b`, "x, y", "[::1]:9411"} {
-		f.Add([]byte(hostHead(host)))
-	}
-	for _, ctype := range []string{"text/plain;;;", `application/json; charset="`, `application/json; charset="utf-8"`, "application/x-protobuf ;q=1", "text/html"} {
-		f.Add([]byte(typeHead(ctype)))
-	}
-	f.Add([]byte("POST /api/v2/spans HTTP/1.1\nHost: x\nContent-Length: 2\n\n"))
-	f.Fuzz(func(t *testing.T, head []byte) {
-		end := bytes.Index(head, []byte("\r\n\r\n"))
-		if end < 0 {
-			return
-		}
-		for i := range end + 2 { // every prefix the fast path could see first
-			if _, ok := parseH1Head(head[:i], false); !ok && bytes.HasSuffix(head[:i], crlf) {
-				if _, ok := parseH1Head(head[:end+2], true); ok {
-					t.Fatalf("a prefix refused, the whole head taken: %q", head[:end+4])
-				}
-			}
-		}
-		req, ok := parseH1Head(head[:end+2], true)
-		if !ok || hasBareLF(head[:end+2]) {
-			return
-		}
-		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head[:end+4])))
-		if err != nil {
-			t.Fatalf("fast path took a head net/http refuses (%v): %q", err, head[:end+4])
-		}
-		if r.Method != "POST" || r.URL.Path != req.path || r.URL.RawQuery != "" || r.ContentLength != req.contentLength ||
-			len(r.TransferEncoding) != 0 || r.Close != req.close || r.ProtoMinor != 1 {
-			t.Fatalf("fast path read %+v, net/http %s %s %d close=%v te=%v: %q", req, r.Method, r.URL, r.ContentLength, r.Close, r.TransferEncoding, head[:end+4])
-		}
-		// The server's own checks, after ReadRequest: the Host header and
-		// the media type handleZipkin reads.
-		if !httpguts.ValidHostHeader(r.Host) {
-			t.Fatalf("fast path took Host %q, net/http answers 400 malformed Host header: %q", r.Host, head[:end+4])
-		}
-		want := map[string]string{"": encJSON, "application/json": encJSON, "text/plain": encJSON, "application/x-protobuf": encProto, "application/protobuf": encProto}[mediaType(r)]
-		if want != req.enc {
-			t.Fatalf("fast path read Content-Type %q as %q, handleZipkin as %q: %q", r.Header.Get("Content-Type"), req.enc, want, head[:end+4])
-		}
-	})
 }

@@ -68,8 +68,8 @@ func (rc *Receiver) admit(retrying bool) *refusal {
 	if rc.shuttingDown.Load() {
 		return refuse(reasonShuttingDown, "traceport is shutting down; send to another instance")
 	}
-	if rc.budget.spent() {
-		return rc.budget.overBudget()
+	if rc.budget.Spent() {
+		return overBudget()
 	}
 	if rc.memory.overLimit() { // the backstop: memory the budget does not see
 		return &refusal{reason: reasonMemoryLimit, msg: "traceport is near its memory limit (--memory-limit); retry later", retryAfter: time.Second}

@@ -74,21 +74,16 @@ func (g *memoryGuard) close() {
 	}
 }
 
-// spent reports whether the in-flight budget is used up: new requests are
-// refused at the door then, before a byte of their body is read.
-func (b *byteBudget) spent() bool { return b.limit > 0 && b.inUse() >= b.limit }
-
-// registerLimits exposes the in-flight budget and what the fast paths did.
+// registerLimits exposes the in-flight budget.
 func (rc *Receiver) registerLimits(reg prometheus.Registerer) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "traceport_inflight_request_bytes",
 			Help: "Request bytes read and not yet queued or refused (charged as they arrive).",
-		}, func() float64 { return float64(rc.budget.inUse()) }),
+		}, func() float64 { return float64(rc.budget.InUse()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "traceport_inflight_request_limit_bytes",
 			Help: "Budget of traceport_inflight_request_bytes (a quarter of --memory-limit, at least --max-request-bytes; 0: none); beyond it requests are refused with reason memory_limit.",
-		}, func() float64 { return float64(rc.budget.limit) }),
-		fastPathRequests{rc},
+		}, func() float64 { return float64(rc.budget.Limit()) }),
 	)
 }

@@ -161,8 +161,8 @@ func gatherValue(t *testing.T, g prometheus.Gatherer, name string, labels map[st
 	return 0
 }
 
-// transports are the three ways a client reaches the one port.
-type transport struct {
+// clientTransport is one of the three ways a client reaches the one port.
+type clientTransport struct {
 	name   string
 	scheme string
 	client *http.Client

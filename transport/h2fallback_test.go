@@ -1,4 +1,4 @@
-package receiver
+package transport
 
 import (
 	"bytes"
@@ -87,7 +87,7 @@ func TestGRPCOnlyConnFrames(t *testing.T) {
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		c := &chunkConn{in: stream, rng: rng}
-		g := newGRPCOnlyConn(c, &byteBudget{})
+		g := newGRPCOnlyConn(c, NewBudget(0, 0))
 		var got []byte
 		for {
 			p := make([]byte, 1+rng.IntN(70000))
@@ -124,7 +124,7 @@ func FuzzGRPCOnlyConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frames []byte, seed uint64) {
 		in := append([]byte(http2Preface), frames...)
 		rng := rand.New(rand.NewPCG(seed, 2))
-		g := newGRPCOnlyConn(&chunkConn{in: in, rng: rng}, &byteBudget{})
+		g := newGRPCOnlyConn(&chunkConn{in: in, rng: rng}, NewBudget(0, 0))
 		total := 0
 		for range len(in) + 10 {
 			p := make([]byte, 1+rng.IntN(100))

@@ -1,4 +1,4 @@
-package receiver
+package transport
 
 import (
 	"encoding/base64"
@@ -29,10 +29,8 @@ type h2Head struct {
 type h2Kind uint8
 
 const (
-	h2Other   h2Kind = iota // not the fast path's: grpc.Server (or net/http) serves it
-	h2Export                // OTLP Export
-	h2Jaeger                // Jaeger PostSpans
-	h2Unknown               // another gRPC method: UNIMPLEMENTED, as grpc.Server answers
+	h2Other h2Kind = iota // not the fast path's: grpc.Server (or net/http) serves it
+	h2Unary               // the fast path's: the UnaryHandler serves its method, or answers UNIMPLEMENTED
 )
 
 // kind sorts a request: a gRPC request with nothing grpc.Server would
@@ -45,13 +43,7 @@ func (h *h2Head) kind() h2Kind {
 		h.size > h2MaxHeaderList {
 		return h2Other
 	}
-	switch h.path {
-	case otlpExportMethod:
-		return h2Export
-	case jaegerPostMethod:
-		return h2Jaeger
-	}
-	return h2Unknown
+	return h2Unary
 }
 
 // isGRPC reports whether the content type says gRPC, valid or not:

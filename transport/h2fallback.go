@@ -1,4 +1,4 @@
-package receiver
+package transport
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ const (
 // remaining DATA dropped.
 type grpcOnlyConn struct {
 	net.Conn
-	budget *byteBudget
+	budget *Budget
 
 	// read side, used only by grpc's reader goroutine
 	in       []byte // read from the client, not yet checked
@@ -61,7 +61,7 @@ type grpcOnlyConn struct {
 
 	// per-stream charges, freed by either side
 	hmu   sync.Mutex
-	holds map[uint32]*hold
+	holds map[uint32]*Hold
 
 	// write side
 	wmu     sync.Mutex
@@ -73,9 +73,9 @@ type grpcOnlyConn struct {
 
 var errHeaderFlood = errors.New("header block over the sniffing limit")
 
-func newGRPCOnlyConn(c net.Conn, budget *byteBudget) *grpcOnlyConn {
+func newGRPCOnlyConn(c net.Conn, budget *Budget) *grpcOnlyConn {
 	g := &grpcOnlyConn{Conn: c, budget: budget, skip: len(http2Preface), // the preface is not a frame
-		cut: map[uint32]bool{}, holds: map[uint32]*hold{}}
+		cut: map[uint32]bool{}, holds: map[uint32]*Hold{}}
 	g.hfr = newH2Framer(nil, &g.feed, hpack.NewDecoder(4096, nil))
 	return g
 }
@@ -284,7 +284,7 @@ func (g *grpcOnlyConn) isGRPC(block []byte) bool {
 // open: a stream is handed to grpc; its DATA is charged from now on.
 func (g *grpcOnlyConn) open(stream uint32) {
 	g.lastGood = stream
-	h := g.budget.newHold()
+	h := g.budget.NewHold()
 	g.hmu.Lock()
 	g.holds[stream] = &h
 	g.hmu.Unlock()
@@ -297,7 +297,7 @@ func (g *grpcOnlyConn) charge(stream uint32, length int) bool {
 	g.hmu.Lock()
 	defer g.hmu.Unlock()
 	h := g.holds[stream]
-	return h == nil || h.grow(int64(length))
+	return h == nil || h.Grow(int64(length))
 }
 
 // cutStream resets a stream whose DATA does not fit in the budget: the
@@ -321,7 +321,7 @@ func (g *grpcOnlyConn) ended(typ byte, stream uint32) {
 func (g *grpcOnlyConn) release(stream uint32) {
 	g.hmu.Lock()
 	if h := g.holds[stream]; h != nil {
-		h.free()
+		h.Free()
 		delete(g.holds, stream)
 	}
 	g.hmu.Unlock()
@@ -331,7 +331,7 @@ func (g *grpcOnlyConn) release(stream uint32) {
 func (g *grpcOnlyConn) Close() error {
 	g.hmu.Lock()
 	for id, h := range g.holds {
-		h.free()
+		h.Free()
 		delete(g.holds, id)
 	}
 	g.hmu.Unlock()

@@ -1,4 +1,4 @@
-package receiver
+package transport
 
 import (
 	"bufio"
@@ -17,22 +17,11 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// The HTTP/1.1 fast path. For ten Envoy spans, net/http spends about as
-// much CPU per request as the decoding: a Request with its Header map and
-// context, a response with its buffers, a Date header formatted anew. Envoy
-// posts its spans in small requests (5 spans by default), each on a
-// keep-alive HTTP/1.1 connection, so traceport reads that one shape of
-// request itself: POST /api/v2/spans or /api/v1/spans, HTTP/1.1, a
-// Content-Length, no Content-Encoding, nothing to negotiate.
-//
-// Anything else goes to net/http: at the first request of any other shape
-// (another path or method, chunked or compressed bodies, Expect, Upgrade,
-// an odd header line) the connection is handed over, with the bytes read so
-// far replayed, and net/http serves it from then on. A request that fails
-// (a malformed body, invalid spans, a refusal at the door) is handed over
-// too, before anything was counted: every error response is net/http's and
-// the handlers' own. Only a refusal after the spans were counted (the queue
-// filled meanwhile) is answered here, by the same rejectHTTP.
+// The HTTP/1.1 fast path reads one shape of request itself: Envoy's Zipkin
+// posts (POST /api/v2/spans or /api/v1/spans, HTTP/1.1, a Content-Length, no
+// Content-Encoding), on keep-alive connections; anything else, and any
+// request the handler does not take, is handed with its connection to
+// net/http, the bytes read so far replayed. See DESIGN.md for why.
 
 const (
 	h1BufSize  = 8 << 10 // a request head must fit: Envoy's are ~300 bytes
@@ -46,7 +35,7 @@ type fastConns struct {
 	conns map[*fastConn]struct{}
 	wg    sync.WaitGroup
 
-	off               bool         // --fast-paths=off (and tests): no connection takes the fast path
+	off               atomic.Bool  // --fast-paths=off (and tests): no connection takes the fast path
 	served, handedOff atomic.Int64 // tests check the routing
 }
 
@@ -58,43 +47,45 @@ type fastConn struct {
 
 type h1Conn struct {
 	fastConn
-	rc     *Receiver
+	srv    *Server
 	br     *bufio.Reader
 	client string
 	head   []byte // the current request's head, kept for a replay
 	out    []byte // the response
+	w      h1ResponseWriter
+	req    ZipkinRequest
 }
 
 // h1Request is what the fast path needs of a request head.
 type h1Request struct {
 	path          string
 	contentLength int64
-	enc           string // encJSON or encProto
+	enc           string // EncodingJSON or EncodingProto
 	close         bool   // Connection: close
 }
 
 // serveHTTP1 runs the fast path on one HTTP/1.1 connection whose first
 // bytes, already read, are head.
-func (rc *Receiver) serveHTTP1(conn net.Conn, head []byte) {
-	if rc.h1.off {
-		rc.plain.deliver(&replayConn{Conn: conn, head: head})
+func (srv *Server) serveHTTP1(conn net.Conn, head []byte) {
+	if srv.h1.off.Load() {
+		srv.plain.deliver(&replayConn{Conn: conn, head: head})
 		return
 	}
-	h := &h1Conn{fastConn: fastConn{conn: conn}, rc: rc, client: conn.RemoteAddr().String()}
+	h := &h1Conn{fastConn: fastConn{conn: conn}, srv: srv, client: conn.RemoteAddr().String()}
 	h.br = bufio.NewReaderSize(&replayConn{Conn: conn, head: head}, h1BufSize)
-	if !rc.h1.add(&h.fastConn, rc) {
+	if !srv.h1.add(&h.fastConn, srv) {
 		conn.Close()
 		return
 	}
-	defer rc.h1.remove(&h.fastConn)
+	defer srv.h1.remove(&h.fastConn)
 	h.serve()
 }
 
 // add tracks c; false means traceport is shutting down and c is not served.
-func (t *fastConns) add(c *fastConn, rc *Receiver) bool {
+func (t *fastConns) add(c *fastConn, srv *Server) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if rc.shuttingDown.Load() {
+	if srv.shuttingDown.Load() {
 		return false
 	}
 	if t.conns == nil {
@@ -110,6 +101,12 @@ func (t *fastConns) remove(c *fastConn) {
 	delete(t.conns, c)
 	t.mu.Unlock()
 	t.wg.Done()
+}
+
+func (t *fastConns) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
 }
 
 // closeIdle wakes the fast path's idle connections so they close; the
@@ -142,16 +139,16 @@ func (t *fastConns) wait(ctx context.Context) {
 }
 
 func (h *h1Conn) serve() {
-	rc := h.rc
+	srv := h.srv
 	// route set the first request's header deadline when the connection
 	// came in, as net/http starts its clock then; later requests start
 	// theirs when their first byte arrives.
 	first := true
 	for {
 		if !first && h.br.Buffered() == 0 {
-			h.conn.SetReadDeadline(time.Now().Add(rc.cfg.IdleTimeout))
+			h.conn.SetReadDeadline(time.Now().Add(srv.cfg.IdleTimeout))
 			h.idle.Store(true)
-			if rc.shuttingDown.Load() {
+			if srv.shuttingDown.Load() {
 				h.conn.Close()
 				return
 			}
@@ -164,7 +161,7 @@ func (h *h1Conn) serve() {
 		}
 		start := time.Now()
 		if !first {
-			h.conn.SetReadDeadline(start.Add(rc.cfg.ReadHeaderTimeout))
+			h.conn.SetReadDeadline(start.Add(srv.cfg.ReadHeaderTimeout))
 		}
 		first = false
 		req, n, ok, err := h.readHead()
@@ -176,11 +173,11 @@ func (h *h1Conn) serve() {
 			h.handOff(nil)
 			return
 		}
-		h.conn.SetReadDeadline(start.Add(rc.cfg.ReadTimeout))
+		h.conn.SetReadDeadline(start.Add(srv.cfg.ReadTimeout))
 		if !h.serveZipkin(req, n) {
 			return
 		}
-		if req.close || rc.shuttingDown.Load() {
+		if req.close || srv.shuttingDown.Load() {
 			h.conn.Close()
 			return
 		}
@@ -260,7 +257,7 @@ func parseH1Head(head []byte, complete bool) (req h1Request, ok bool) {
 		return req, false
 	}
 	req.contentLength = -1
-	req.enc = encJSON
+	req.enc = EncodingJSON
 	host, ctype := false, false
 	for lines := 0; len(rest) > 0; lines++ {
 		if lines == h1MaxLines {
@@ -320,8 +317,8 @@ func parseH1Head(head []byte, complete bool) (req h1Request, ok bool) {
 }
 
 // zipkinEncoding is the encoding a Zipkin Content-Type value asks for, as
-// handleZipkin reads it (mime.ParseMediaType); ok is false for any value
-// handleZipkin would refuse.
+// the Zipkin handler reads it (mime.ParseMediaType); ok is false for any value
+// that handler would refuse.
 func zipkinEncoding(value []byte) (enc string, ok bool) {
 	mt := value
 	if bytes.IndexByte(value, ';') >= 0 || bytes.IndexByte(value, ' ') >= 0 || bytes.IndexByte(value, '\t') >= 0 {
@@ -333,9 +330,9 @@ func zipkinEncoding(value []byte) (enc string, ok bool) {
 	}
 	switch {
 	case len(mt) == 0, equalFold(mt, "application/json"), equalFold(mt, "text/plain"):
-		return encJSON, true
+		return EncodingJSON, true
 	case equalFold(mt, "application/x-protobuf"), equalFold(mt, "application/protobuf"):
-		return encProto, true
+		return EncodingProto, true
 	}
 	return "", false
 }
@@ -343,8 +340,8 @@ func zipkinEncoding(value []byte) (enc string, ok bool) {
 // serveZipkin serves one fast-path request; false when the connection was
 // handed over or closed.
 func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
-	rc := h.rc
-	if req.contentLength > rc.cfg.MaxRequestBytes || rc.admit(false) != nil {
+	srv := h.srv
+	if req.contentLength > srv.cfg.MaxRequestBytes || !srv.h.Zipkin.AdmitZipkin() {
 		h.handOff(nil) // net/http answers 413 or the refusal
 		return false
 	}
@@ -352,47 +349,45 @@ func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
 	h.head = append(h.head[:0], buf...)
 	h.br.Discard(headLen)
 
-	hold := rc.budget.newHold()
-	defer hold.free()
+	hold := srv.budget.NewHold()
+	defer hold.Free()
 	b, body, err := h.readBody(req.contentLength, &hold)
 	if body != nil {
 		defer putBody(body)
 	}
 	switch {
 	case err == nil:
-	case err == errOverBudget:
-		return h.refuse(rc.budget.overBudget())
+	case err == ErrOverBudget:
+		return h.refuse(ErrOverBudget)
 	case isTimeout(err):
 		// Handed over, net/http would start the clock again: answer as its
 		// handler does when the body read times out.
-		return h.refuse(refuse(reasonReadBody, "reading request body: %v", err))
+		return h.refuse(&ReadError{Err: err})
 	default:
-		hold.free()
+		hold.Free()
 		h.handOff(b) // net/http meets the same cut, and reports it
 		return false
 	}
-	data, owned, counts, rejected, err := rc.decodeZipkin(req.enc, b)
-	if err != nil || rejected.Spans > 0 {
-		release(owned)
-		hold.free()
-		h.handOff(b) // handleZipkin decodes it again, counts and answers
+	h.w.reset()
+	h.req = ZipkinRequest{Path: req.path, Encoding: req.enc, Client: h.client, Body: b}
+	if !srv.h.Zipkin.ServeZipkin(&h.w, &h.req) {
+		hold.Free()
+		h.handOff(b) // the net/http handler decodes it again, counts and answers
 		return false
 	}
-	err = rc.ingestOwned(protoZipkin, req.enc, h.client, data, owned, counts, false)
-	hold.free() // queued or refused: the body is done with
-	if err != nil {
-		w := &h1ResponseWriter{header: http.Header{}}
-		rc.rejectHTTP(w, protoZipkin, "", asRefusal(err))
-		h.out = w.appendTo(h.out[:0], req.close || rc.shuttingDown.Load())
+	h.req.Body = nil
+	hold.Free() // queued or refused: the body is done with
+	if h.w.code != 0 {
+		h.out = h.w.appendTo(h.out[:0], req.close || srv.shuttingDown.Load())
 	} else {
 		h.out = appendH1Status(h.out[:0], http.StatusAccepted)
 		h.out = append(h.out, "Content-Length: 0\r\n"...)
-		if req.close || rc.shuttingDown.Load() {
+		if req.close || srv.shuttingDown.Load() {
 			h.out = append(h.out, "Connection: close\r\n"...)
 		}
 		h.out = append(h.out, "\r\n"...)
 	}
-	rc.h1.served.Add(1)
+	srv.h1.served.Add(1)
 	return h.write()
 }
 
@@ -401,12 +396,12 @@ func (h *h1Conn) serveZipkin(req h1Request, headLen int) bool {
 // a pooled buffer that grows with what has arrived (about twice it at
 // most), never to the declared length up front. b is what was read, also
 // when err says why the rest was not.
-func (h *h1Conn) readBody(n int64, hold *hold) (b []byte, body *bytes.Buffer, err error) {
+func (h *h1Conn) readBody(n int64, hold *Hold) (b []byte, body *bytes.Buffer, err error) {
 	if n <= int64(h.br.Size()) {
 		b, err = h.br.Peek(int(n))
 		h.br.Discard(len(b)) // the bytes stay in place until the next read
-		if !hold.grow(int64(len(b))) {
-			return b, nil, errOverBudget
+		if !hold.Grow(int64(len(b))) {
+			return b, nil, ErrOverBudget
 		}
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -421,8 +416,8 @@ func (h *h1Conn) readBody(n int64, hold *hold) (b []byte, body *bytes.Buffer, er
 		p := body.AvailableBuffer()
 		p = p[:min(int64(cap(p)), left)]
 		m, err := h.br.Read(p)
-		if !hold.grow(int64(m)) {
-			return body.Bytes(), body, errOverBudget
+		if !hold.Grow(int64(m)) {
+			return body.Bytes(), body, ErrOverBudget
 		}
 		body.Write(p[:m])
 		left -= int64(m)
@@ -438,11 +433,11 @@ func (h *h1Conn) readBody(n int64, hold *hold) (b []byte, body *bytes.Buffer, er
 
 // refuse answers a request the fast path cannot finish reading (its body
 // is left on the wire) and closes the connection, as net/http does; false.
-func (h *h1Conn) refuse(ref *refusal) bool {
-	w := &h1ResponseWriter{header: http.Header{}}
-	h.rc.rejectHTTP(w, protoZipkin, "", ref)
-	h.out = w.appendTo(h.out[:0], true)
-	h.rc.h1.served.Add(1)
+func (h *h1Conn) refuse(err error) bool {
+	h.w.reset()
+	h.srv.h.Zipkin.RejectZipkin(&h.w, err)
+	h.out = h.w.appendTo(h.out[:0], true)
+	h.srv.h1.served.Add(1)
 	h.write()
 	h.conn.Close()
 	return false
@@ -452,7 +447,7 @@ func (h *h1Conn) refuse(ref *refusal) bool {
 // cannot hold the connection (and its goroutine) forever; false when the
 // connection is gone.
 func (h *h1Conn) write() bool {
-	h.conn.SetWriteDeadline(time.Now().Add(h.rc.cfg.ReadTimeout))
+	h.conn.SetWriteDeadline(time.Now().Add(h.srv.cfg.ReadTimeout))
 	if _, err := h.conn.Write(h.out); err != nil {
 		h.conn.Close()
 		return false
@@ -463,7 +458,7 @@ func (h *h1Conn) write() bool {
 // handOff gives the connection to net/http, replaying the current request
 // (its head, and body when it was read) and whatever followed it.
 func (h *h1Conn) handOff(body []byte) {
-	h.rc.h1.handedOff.Add(1)
+	h.srv.h1.handedOff.Add(1)
 	var replay []byte
 	if body != nil {
 		replay = append(append(replay, h.head...), body...)
@@ -471,7 +466,21 @@ func (h *h1Conn) handOff(body []byte) {
 	rest, _ := h.br.Peek(h.br.Buffered())
 	replay = append(replay, rest...)
 	h.conn.SetDeadline(time.Time{})
-	h.rc.plain.deliver(&replayConn{Conn: h.conn, head: replay})
+	h.srv.plain.deliver(&replayConn{Conn: h.conn, head: replay})
+}
+
+// bodyPool holds the buffers of bodies larger than the read buffer; the
+// handler copies what it keeps, so a buffer goes back once it returns.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBody() *bytes.Buffer { return bodyPool.Get().(*bytes.Buffer) }
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() > 4<<20 { // don't let one huge request pin memory forever
+		return
+	}
+	b.Reset()
+	bodyPool.Put(b)
 }
 
 // appendH1Status writes the status line and the Date header.
@@ -503,14 +512,26 @@ type dateText struct {
 
 var cachedDate atomic.Pointer[dateText]
 
-// h1ResponseWriter collects a response that rejectHTTP writes.
+// h1ResponseWriter collects a response the handler writes. One per
+// connection, reused: a request answered 202 costs no allocation.
 type h1ResponseWriter struct {
 	header http.Header
 	code   int
 	body   []byte
 }
 
-func (w *h1ResponseWriter) Header() http.Header { return w.header }
+func (w *h1ResponseWriter) reset() {
+	clear(w.header)
+	w.code = 0
+	w.body = w.body[:0]
+}
+
+func (w *h1ResponseWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
 
 func (w *h1ResponseWriter) WriteHeader(code int) {
 	if w.code == 0 {
@@ -528,12 +549,12 @@ func (w *h1ResponseWriter) Write(b []byte) (int, error) {
 
 func (w *h1ResponseWriter) appendTo(b []byte, closing bool) []byte {
 	b = appendH1Status(b, w.code)
-	w.header.Set("Content-Length", strconv.Itoa(len(w.body)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(w.body)))
 	if closing {
-		w.header.Set("Connection", "close")
+		w.Header().Set("Connection", "close")
 	}
 	var hb bytes.Buffer
-	w.header.Write(&hb)
+	w.Header().Write(&hb)
 	b = append(b, hb.Bytes()...)
 	b = append(b, "\r\n"...)
 	return append(b, w.body...)
@@ -592,7 +613,7 @@ func equalFold(b []byte, lower string) bool {
 
 // fastPathRequests is traceport_fastpath_requests_total, read from the fast
 // paths' own counters.
-type fastPathRequests struct{ rc *Receiver }
+type fastPathRequests struct{ srv *Server }
 
 var fastPathRequestsDesc = prometheus.NewDesc("traceport_fastpath_requests_total",
 	"Requests a fast path served itself, or handed over (with their connection) to net/http or grpc.Server.",
@@ -604,7 +625,7 @@ func (c fastPathRequests) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range []struct {
 		name  string
 		conns *fastConns
-	}{{"http1", &c.rc.h1}, {"grpc", &c.rc.h2}} {
+	}{{"http1", &c.srv.h1}, {"grpc", &c.srv.h2}} {
 		ch <- prometheus.MustNewConstMetric(fastPathRequestsDesc, prometheus.CounterValue, float64(p.conns.served.Load()), p.name, "served")
 		ch <- prometheus.MustNewConstMetric(fastPathRequestsDesc, prometheus.CounterValue, float64(p.conns.handedOff.Load()), p.name, "handed_over")
 	}

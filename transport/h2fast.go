@@ -1,4 +1,4 @@
-package receiver
+package transport
 
 import (
 	"bufio"
@@ -10,9 +10,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -25,28 +25,12 @@ import (
 	"github.com/traceport/traceport/internal/bufpool"
 )
 
-// The gRPC fast path. At ten spans per request, grpc.Server spends about
-// twice traceport's own work per request: a goroutine hand-off to a stream
-// worker and another to the writer, a context, a metadata map and strings
-// for every header, and one write syscall per response, since its writer
-// flushes whenever its queue runs dry. Tracing clients send unary requests
-// of two methods, so traceport serves them itself: one goroutine per
-// connection reads a batch of frames, handles each request as its last DATA
-// frame arrives (decoding, validating, counting and queueing take
-// microseconds and never wait), and writes every reply of the batch in one
-// syscall. OTLP Export and Jaeger PostSpans are served, uncompressed or
-// gzipped; any other method is answered UNIMPLEMENTED, as grpc.Server does.
-//
-// A connection comes here when its first request is such a gRPC request
-// (route sniffs it). A later request of any other kind (another encoding,
-// headers grpc.Server would refuse, a plain HTTP request) hands the
-// connection over: a GOAWAY whose last stream id is the last request served
-// tells the client, per RFC 9113 §6.8, that the new request was not
-// processed and can be retried on a new connection; that one starts with
-// the other request and goes to grpc.Server or net/http. Replies, errors
-// included, are grpc.Server's: the handlers are shared (exportOTLP,
-// postJaeger) and failures of reading a message carry grpc-go's own codes
-// and messages, in its order.
+// The gRPC fast path serves unary requests of the methods the UnaryHandler
+// names (OTLP Export, Jaeger PostSpans), uncompressed or gzipped, one
+// goroutine per connection, every reply of a batch of frames written in one
+// syscall; any other method is answered UNIMPLEMENTED, as grpc.Server does.
+// A later request of another kind hands the connection over with a GOAWAY.
+// Replies, errors included, are grpc.Server's. See DESIGN.md for why.
 
 const (
 	h2StreamWindow  = 1 << 20 // per request before window is returned, as grpc.StaticStreamWindowSize
@@ -59,17 +43,17 @@ const (
 	pingMinTime     = 10 * time.Second // grpc.KeepaliveEnforcementPolicy.MinTime
 	maxPingStrikes  = 2                // as grpc-go
 	h2MaxWindow     = 1<<31 - 1        // RFC 9113 §6.9.1
-	// maxResetsInARow is how many streams a client may reset, with no
+	// MaxResetsInARow is how many streams a client may reset, with no
 	// request completing in between, before the connection is closed
 	// (a rapid-reset attack costs no more than this many streams).
-	maxResetsInARow = 1000
+	MaxResetsInARow = 1000
 )
 
 // h2Conn is one connection on the fast path. Everything runs on its serve
 // goroutine; nothing is shared but the tracking in fastConns.
 type h2Conn struct {
 	fastConn
-	rc     *Receiver
+	srv    *Server
 	br     *bufio.Reader
 	fr     *http2.Framer
 	out    bytes.Buffer // frames to write at the end of the batch
@@ -103,7 +87,7 @@ type h2Conn struct {
 // h2Stream is one request being uploaded.
 type h2Stream struct {
 	id          uint32
-	kind        h2Kind
+	method      string
 	gzip        bool // grpc-encoding: gzip
 	sendWindow  int64
 	recvUnacked int
@@ -112,13 +96,13 @@ type h2Stream struct {
 	msg         *[]byte   // the message, from bufpool.Shared, grown as it arrives
 	size        int       // the message's length, as its prefix declares
 	n           int       // bytes of msg received
-	hold        hold      // the bytes received, charged to the in-flight budget
+	hold        Hold      // the bytes received, charged to the in-flight budget
 	deadline    time.Time // --read-timeout after the headers: the whole request is in by then
-	complete    bool      // the message is in, decompressed and, for Jaeger, decoded
-	jaeger      *api_v2.PostSpansRequest
-	ended       bool   // the client's END_STREAM was seen
-	reply       []byte // a response waiting for flow-control window
-	subtype     string // of the content type ("proto" in application/grpc+proto): the reply's too
+	complete    bool      // the message is in, decompressed and decoded
+	decoded     any       // what UnaryHandler.Decode made of it; nil: msg
+	ended       bool      // the client's END_STREAM was seen
+	reply       []byte    // a response waiting for flow-control window
+	subtype     string    // of the content type ("proto" in application/grpc+proto): the reply's too
 
 	// A second message, which grpc.Server reads whole before it refuses
 	// the request; so does the fast path, to give the same answer.
@@ -129,21 +113,21 @@ type h2Stream struct {
 
 // serveH2 runs the fast path on one HTTP/2 connection; frames, read while
 // sniffing (after the preface), are replayed first.
-func (rc *Receiver) serveH2(conn net.Conn, frames []byte, settingsAcked bool) {
+func (srv *Server) serveH2(conn net.Conn, frames []byte, settingsAcked bool) {
 	c := &h2Conn{
 		fastConn:    fastConn{conn: conn},
-		rc:          rc,
+		srv:         srv,
 		client:      conn.RemoteAddr().String(),
 		streams:     map[uint32]*h2Stream{},
 		sendConn:    h2InitialWindow,
 		peerInitial: h2InitialWindow,
 		preAcked:    settingsAcked,
 	}
-	if !rc.h2.add(&c.fastConn, rc) {
+	if !srv.h2.add(&c.fastConn, srv) {
 		conn.Close()
 		return
 	}
-	defer rc.h2.remove(&c.fastConn)
+	defer srv.h2.remove(&c.fastConn)
 	c.br = bufio.NewReaderSize(&replayConn{Conn: conn, head: frames}, h2ReadBufSize)
 	c.fr = newH2Framer(&c.out, c.br, hpack.NewDecoder(4096, nil))
 	c.fr.SetReuseFrames()
@@ -153,7 +137,7 @@ func (rc *Receiver) serveH2(conn net.Conn, frames []byte, settingsAcked bool) {
 func (c *h2Conn) serve() {
 	defer c.close()
 	c.fr.WriteSettings(
-		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.rc.cfg.MaxStreams},
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.srv.cfg.MaxStreams},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: h2MaxHeaderList},
 	)
@@ -206,19 +190,19 @@ func (c *h2Conn) frameBuffered() bool {
 // connection is to be closed: idle too long, gone, or drained after a
 // GOAWAY (shutdown or hand-over) once no request is left open.
 func (c *h2Conn) wait() bool {
-	rc := c.rc
+	srv := c.srv
 	idle := len(c.streams) == 0
 	if idle {
 		c.idle.Store(true)
 		defer c.idle.Store(false)
 	}
-	if rc.shuttingDown.Load() && !c.goneAway {
+	if srv.shuttingDown.Load() && !c.goneAway {
 		c.goAway(http2.ErrCodeNo)
 		if !c.flush() {
 			return false
 		}
 	}
-	timeout := rc.cfg.IdleTimeout
+	timeout := srv.cfg.IdleTimeout
 	if (c.goneAway || c.peerGone) && idle {
 		// Done: wait a little for the client to close first, so that
 		// the GOAWAY is read before the connection goes.
@@ -236,7 +220,7 @@ func (c *h2Conn) wait() bool {
 		c.conn.SetReadDeadline(d)
 		c.deadline = d
 	}
-	if idle && rc.shuttingDown.Load() && !c.goneAway {
+	if idle && srv.shuttingDown.Load() && !c.goneAway {
 		// Shutdown's wake-up (closeIdle) may have come between the look
 		// above and the deadline just set, which replaced it: look again.
 		c.deadline = time.Time{}
@@ -244,7 +228,7 @@ func (c *h2Conn) wait() bool {
 	}
 	for c.br.Buffered() == 0 || !c.frameBuffered() {
 		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
-			if isTimeout(err) && rc.shuttingDown.Load() && !c.goneAway {
+			if isTimeout(err) && srv.shuttingDown.Load() && !c.goneAway {
 				c.deadline = time.Time{} // woken by Shutdown: say goodbye
 				return c.wait()
 			}
@@ -283,7 +267,7 @@ func (c *h2Conn) expire() {
 	now := time.Now()
 	for _, s := range c.streams {
 		if !s.ended && !now.Before(s.deadline) {
-			c.rc.sources.rejectRequest(s.protocol(), reasonReadBody)
+			c.srv.h.Unary.Reject(s.method, ErrCutShort)
 			c.replyError(s, status.Error(codes.DeadlineExceeded, "request not received within --read-timeout"))
 		}
 	}
@@ -343,7 +327,7 @@ func (c *h2Conn) handle(f http2.Frame) bool {
 	case *http2.RSTStreamFrame:
 		if s := c.streams[f.StreamID]; s != nil {
 			c.cutOff(s) // the client gave up on it
-			if c.resets++; c.resets > maxResetsInARow {
+			if c.resets++; c.resets > MaxResetsInARow {
 				c.fail(http2.ErrCodeEnhanceYourCalm)
 				return false
 			}
@@ -403,28 +387,28 @@ func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) bool {
 
 // open starts a request whose headers just ended.
 func (c *h2Conn) open(id uint32, endStream bool) {
-	rc := c.rc
+	srv := c.srv
 	kind := c.head.kind()
 	switch {
 	case c.goneAway:
 		return // after our GOAWAY: not processed, the client retries it
 	case kind == h2Other:
-		rc.h2.handedOff.Add(1)
+		srv.h2.handedOff.Add(1)
 		c.goAway(http2.ErrCodeNo) // grpc.Server takes it on a new connection
 		return
-	case len(c.streams) >= int(rc.cfg.MaxStreams):
+	case len(c.streams) >= int(srv.cfg.MaxStreams):
 		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
 		return
 	}
 	c.lastGood = id
-	s := &h2Stream{id: id, kind: kind, gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream,
-		hold: rc.budget.newHold(), deadline: time.Now().Add(rc.cfg.ReadTimeout)}
+	s := &h2Stream{id: id, method: c.head.path, gzip: c.head.encoding == "gzip", sendWindow: c.peerInitial, ended: endStream,
+		hold: srv.budget.NewHold(), deadline: time.Now().Add(srv.cfg.ReadTimeout)}
 	s.subtype, _ = grpcSubtype(c.head.contentType)
-	if s.kind == h2Unknown {
-		c.replyError(s, rc.unknownMethod(c.head.path))
+	if !srv.h.Unary.Serves(s.method) {
+		c.replyError(s, srv.h.Unary.Unknown(c.head.path))
 		return
 	}
-	if err := rc.admitGRPC(s.protocol()); err != nil {
+	if err := srv.h.Unary.Admit(s.method); err != nil {
 		c.replyError(s, err)
 		return
 	}
@@ -449,16 +433,16 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 		}
 		return true // answered, refused or not processed: dropped
 	}
-	if err := c.take(s, f.Data()); err == errOverBudget {
+	if err := c.take(s, f.Data()); err == ErrOverBudget {
 		// The bytes of requests in flight are spent: this one was not
 		// processed, and grpc-go clients retry a REFUSED_STREAM.
-		c.rc.sources.rejectRequest(s.protocol(), reasonMemoryLimit)
+		c.srv.h.Unary.Reject(s.method, ErrOverBudget)
 		c.fr.WriteRSTStream(s.id, http2.ErrCodeRefusedStream)
 		s.ended = true
 		c.drop(s)
 		return true
 	} else if err != nil {
-		c.replyError(s, c.rc.grpcRefusal(s.protocol(), err))
+		c.replyError(s, c.srv.h.Unary.Refuse(s.method, err))
 		return true
 	}
 	if f.StreamEnded() {
@@ -477,7 +461,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) bool {
 // upload, in the same order: the message is checked, decompressed and
 // decoded as soon as it is in, a second one refused once it is in too.
 func (c *h2Conn) take(s *h2Stream, data []byte) error {
-	max := c.rc.cfg.MaxRequestBytes
+	max := c.srv.cfg.MaxRequestBytes
 	for len(data) > 0 {
 		if s.nprefix < len(s.prefix) {
 			k := copy(s.prefix[s.nprefix:], data)
@@ -500,8 +484,8 @@ func (c *h2Conn) take(s *h2Stream, data []byte) error {
 		}
 		if !s.complete {
 			k := min(s.size-s.n, len(data))
-			if !s.hold.grow(int64(k)) {
-				return errOverBudget
+			if !s.hold.Grow(int64(k)) {
+				return ErrOverBudget
 			}
 			s.reserve(s.n + k)
 			copy((*s.msg)[s.n:], data[:k])
@@ -571,24 +555,20 @@ func (c *h2Conn) decode(s *h2Stream) error {
 		return err
 	}
 	if s.prefix[0] == 1 {
-		out, err := gunzipMessage(*s.msg, int(c.rc.cfg.MaxRequestBytes))
+		out, err := gunzipMessage(*s.msg, int(c.srv.cfg.MaxRequestBytes))
 		bufpool.Shared.Put(s.msg)
 		s.msg = out
 		if err != nil {
 			return err
 		}
 	}
-	if s.kind == h2Jaeger {
-		req := &api_v2.PostSpansRequest{}
-		err := req.Unmarshal(*s.msg) // copies what it keeps
-		bufpool.Shared.Put(s.msg)
+	decoded, err := c.srv.h.Unary.Decode(s.method, *s.msg)
+	if decoded != nil || err != nil {
+		bufpool.Shared.Put(s.msg) // copied what it keeps
 		s.msg = nil
-		if err != nil {
-			return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
-		}
-		s.jaeger = req
 	}
-	return nil
+	s.decoded = decoded
+	return err
 }
 
 // payloadError is grpc-go's checkRecvPayload: the status it answers for a
@@ -602,6 +582,8 @@ func payloadError(flag byte, gzip bool) error {
 	}
 	return nil
 }
+
+var gzipPool sync.Pool // *gzip.Reader
 
 // gunzipMessage decompresses a gzipped gRPC message into a buffer of
 // bufpool.Shared, stopping past limit bytes (a gzip bomb costs no more);
@@ -650,7 +632,7 @@ func gunzipMessage(src []byte, limit int) (*[]byte, error) {
 
 // finish handles a request the client has ended.
 func (c *h2Conn) finish(s *h2Stream) {
-	rc := c.rc
+	srv := c.srv
 	c.resets = 0
 	var err error
 	switch {
@@ -664,25 +646,25 @@ func (c *h2Conn) finish(s *h2Stream) {
 	case s.nnext > 0:
 		// A second message cut short. grpc.Server answers as below but
 		// its handler sees a plain io.ErrUnexpectedEOF: malformed.
-		rc.sources.rejectRequest(s.protocol(), reasonMalformed)
+		srv.h.Unary.Reject(s.method, ErrMalformed)
 		c.replyError(s, status.Error(codes.Internal, "unexpected EOF"))
 		return
 	}
 	if err != nil {
-		c.replyError(s, rc.grpcRefusal(s.protocol(), err))
+		c.replyError(s, srv.h.Unary.Refuse(s.method, err))
 		return
 	}
 	var resp []byte
-	if s.kind == h2Jaeger {
-		err = rc.postJaeger(c.client, s.jaeger)
-		s.jaeger = nil
+	if s.decoded != nil {
+		resp, err = srv.h.Unary.Serve(s.method, c.client, s.decoded, nil, nil)
+		s.decoded = nil
 	} else {
 		msg := *s.msg
 		buf := mem.NewBuffer(s.msg, bufpool.Shared)
-		s.msg = nil // the exporter frees it
-		resp, err = rc.exportOTLP(c.client, msg, buf)
+		s.msg = nil // the handler frees it
+		resp, err = srv.h.Unary.Serve(s.method, c.client, nil, msg, buf)
 	}
-	rc.h2.served.Add(1)
+	srv.h2.served.Add(1)
 	if err != nil {
 		c.replyError(s, err)
 		return
@@ -693,13 +675,6 @@ func (c *h2Conn) finish(s *h2Stream) {
 		return
 	}
 	c.writeReply(s, resp)
-}
-
-func (s *h2Stream) protocol() string {
-	if s.kind == h2Jaeger {
-		return protoJaegerGRPC
-	}
-	return protoOTLPGRPC
 }
 
 // writeReply answers a request: headers, the response message, trailers.
@@ -809,7 +784,7 @@ func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
 // so it is counted, as grpc.Server's handler counts a failed read.
 func (c *h2Conn) cutOff(s *h2Stream) {
 	if s.reply == nil {
-		c.rc.sources.rejectRequest(s.protocol(), reasonReadBody)
+		c.srv.h.Unary.Reject(s.method, ErrCutShort)
 	}
 	c.drop(s)
 }
@@ -818,7 +793,7 @@ func (c *h2Conn) drop(s *h2Stream) {
 	if c.streams[s.id] == s {
 		delete(c.streams, s.id)
 	}
-	s.hold.free()
+	s.hold.Free()
 	if s.msg != nil {
 		bufpool.Shared.Put(s.msg)
 		s.msg = nil

@@ -1,4 +1,4 @@
-package receiver
+package transport
 
 import (
 	"encoding/binary"
