@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
-
-	"github.com/traceport/traceport/internal/bufpool"
 )
 
 // Errors Push returns; the spans are already counted as dropped.
@@ -32,6 +30,9 @@ const (
 	ReasonExportFailed = "export_failed"
 	ReasonNonRetryable = "non_retryable"
 	ReasonShutdown     = "shutdown"
+	// ReasonTooLarge: a single span larger than ExportMaxBytes, or than
+	// what the destination accepts.
+	ReasonTooLarge = "too_large"
 )
 
 type reason int
@@ -41,10 +42,11 @@ const (
 	dropExportFailed
 	dropNonRetryable
 	dropShutdown
+	dropTooLarge
 	numReasons
 )
 
-var reasonNames = [numReasons]string{ReasonQueueFull, ReasonExportFailed, ReasonNonRetryable, ReasonShutdown}
+var reasonNames = [numReasons]string{ReasonQueueFull, ReasonExportFailed, ReasonNonRetryable, ReasonShutdown, ReasonTooLarge}
 
 // Exporter queues pushed requests, batches them and forwards them to
 // Jaeger. Every span pushed is, at every instant, in exactly one of:
@@ -287,7 +289,7 @@ func (e *Exporter) push(data []byte, buf mem.Buffer, spans int, retrying bool) (
 	wasEmpty := e.q.len() == 0
 	e.q.push(item{data: data, buf: buf, spans: spans, at: time.Now(), ref: ref})
 	kept = true
-	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
+	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.ExportMaxBytes)
 	e.mu.Unlock()
 	if wasEmpty || full { // a new deadline, or a batch ready now
 		e.wake()
@@ -409,13 +411,17 @@ func (e *Exporter) Stats() Stats {
 // batch is a set of pushes taken off the queue together and their
 // progress through the attempts.
 type batch struct {
-	items   []item
-	spans   int
-	payload mem.Buffer // the concatenated request, made by joined()
-	wire    mem.Buffer // otlp-http: payload compressed, kept for retries
+	items []item
+	spans int
+
+	// OTLP: the requests not yet accepted, in order, cut by plan at the
+	// first attempt so that each fits ExportMaxBytes (parts.go).
+	pending []*part
+	planned bool
 
 	sent     int // spans the backend accepted
 	rejected int // spans the backend refused for good (partial success)
+	tooLarge int // single spans larger than the limit or the destination takes
 
 	jaeger    []*model.Batch // jaeger-grpc: converted batches not yet sent
 	converted bool
@@ -452,8 +458,8 @@ func (e *Exporter) next(items []item, timer *time.Timer) *batch {
 		var wait time.Duration
 		if ok {
 			wait = time.Until(oldest.Add(e.cfg.BatchTimeout))
-			if wait <= 0 || e.closing || e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes) {
-				items = e.q.take(items, e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
+			if wait <= 0 || e.closing || e.q.full(e.cfg.BatchMaxSpans, e.cfg.ExportMaxBytes) {
+				items = e.q.take(items, e.cfg.BatchMaxSpans, e.cfg.ExportMaxBytes)
 				spans := 0
 				for _, it := range items {
 					spans += it.spans
@@ -486,48 +492,6 @@ func (e *Exporter) next(items []item, timer *time.Timer) *batch {
 		}
 		timer.Stop()
 	}
-}
-
-// joined returns the pushes as one request: concatenated serialized
-// ExportTraceServiceRequests are a valid merged one (field 1 is repeated),
-// so batching never decodes. A lone push is sent as it is. The otlp-grpc
-// sender does not call it: gRPC writes the pushes one after the other
-// (parts), which saves copying a whole batch.
-func (b *batch) joined() mem.Buffer {
-	if b.payload != nil {
-		return b.payload
-	}
-	if len(b.items) == 1 {
-		b.payload = mem.SliceBuffer(b.items[0].data)
-		return b.payload
-	}
-	n := 0
-	for _, it := range b.items {
-		n += len(it.data)
-	}
-	buf := bufpool.Shared.Get(n)
-	off := 0
-	for _, it := range b.items {
-		off += copy((*buf)[off:], it.data)
-	}
-	b.payload = mem.NewBuffer(buf, bufpool.Shared)
-	return b.payload
-}
-
-// parts returns the pushes as one request without copying them. gRPC
-// frees the references it is given once it has written the bytes, which
-// may be after the call returned.
-func (b *batch) parts() mem.BufferSlice {
-	parts := make(mem.BufferSlice, len(b.items))
-	for i, it := range b.items {
-		if it.buf != nil {
-			it.buf.Ref()
-			parts[i] = it.buf
-		} else {
-			parts[i] = mem.SliceBuffer(it.data)
-		}
-	}
-	return parts
 }
 
 // export is the retry loop around attempts (apart from them, as Prometheus'
@@ -588,27 +552,37 @@ func (e *Exporter) isDraining() bool {
 	}
 }
 
-// attempt is one export call, bounded by Timeout.
+// attempt is one export: the batch's requests not yet accepted, each call
+// bounded by Timeout (callContext). Failed calls are counted where they
+// happen (failed), since an attempt may absorb some (a request cut in
+// halves, a span dropped as too large) and go on.
 func (e *Exporter) attempt(b *batch) error {
-	ctx, cancel := context.WithTimeoutCause(e.runCtx, e.cfg.Timeout, errAttemptTimeout)
-	defer cancel()
 	start := time.Now()
-	err := e.send(ctx, b)
+	err := e.send(e.runCtx, b)
 	result := "ok"
 	if err != nil {
-		var ae *attemptError
-		code := "unknown"
 		result = "non_retryable"
-		if errors.As(err, &ae) {
-			code = ae.code
-			if ae.retryable {
-				result = "retryable"
-			}
+		if ae, ok := err.(*attemptError); ok && ae.retryable {
+			result = "retryable"
 		}
-		e.metrics.failures.WithLabelValues(e.name, code).Inc()
 	}
 	e.metrics.duration.WithLabelValues(e.name, result).Observe(time.Since(start).Seconds())
 	return err
+}
+
+// callContext bounds one call to the destination by Timeout.
+func (e *Exporter) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, e.cfg.Timeout, errAttemptTimeout)
+}
+
+// failed counts one failed call and returns it classified.
+func (e *Exporter) failed(err error) *attemptError {
+	ae, ok := err.(*attemptError)
+	if !ok {
+		ae = &attemptError{code: "unknown", err: err}
+	}
+	e.metrics.failures.WithLabelValues(e.name, ae.code).Inc()
+	return ae
 }
 
 // settle moves the batch's spans from inflight to their final states under
@@ -621,7 +595,8 @@ func (e *Exporter) attempt(b *batch) error {
 func (e *Exporter) settle(b *batch, rest reason, err error) {
 	sent := min(max(b.sent, 0), b.spans)
 	rejected := min(max(b.rejected, 0), b.spans-sent)
-	left := b.spans - sent - rejected
+	tooLarge := min(max(b.tooLarge, 0), b.spans-sent-rejected)
+	left := b.spans - sent - rejected - tooLarge
 	keep := e.wal != nil && rest == dropShutdown && left == b.spans
 	e.mu.Lock()
 	e.inflight -= int64(b.spans)
@@ -633,6 +608,7 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 	} else {
 		e.exported += int64(sent)
 		e.dropped[dropNonRetryable] += int64(rejected)
+		e.dropped[dropTooLarge] += int64(tooLarge)
 		e.dropped[rest] += int64(left)
 		e.q.ack(b.items)
 	}
@@ -648,12 +624,10 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 			}
 		}
 	}
-	if b.payload != nil {
-		b.payload.Free()
+	for _, p := range b.pending {
+		p.free()
 	}
-	if b.wire != nil {
-		b.wire.Free()
-	}
+	b.pending, b.planned = nil, false
 	b.jaeger = nil
 	switch {
 	case left > 0:

@@ -56,6 +56,7 @@ type Config struct {
 
 	BatchMaxSpans        int
 	BatchTimeout         time.Duration
+	ExportMaxBytes       byteSize
 	QueueSpans           int
 	QueueDir             string
 	QueueMaxBytes        int64
@@ -146,6 +147,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 
 	fs.IntVar(&c.BatchMaxSpans, "batch-max-spans", c.BatchMaxSpans, "most spans in one export")
 	fs.DurationVar(&c.BatchTimeout, "batch-timeout", c.BatchTimeout, "longest a span waits for its batch to fill")
+	fs.Var(&c.ExportMaxBytes, "export-max-bytes", fmt.Sprintf("largest export (uncompressed, K/M/G/Ki/Mi/Gi suffixes): batches fill up to it and larger requests are cut at span boundaries; a single span over it is dropped (reason too_large). Default: what Jaeger and the Collector take at their defaults, %d (4 MiB less framing room) for otlp-grpc and jaeger-grpc, %d (20 MiB) for otlp-http", exporter.GRPCExportMaxBytes, exporter.HTTPExportMaxBytes))
 	fs.IntVar(&c.QueueSpans, "queue-spans", c.QueueSpans, "export queue capacity in spans; when full, requests are refused with 429 / RESOURCE_EXHAUSTED")
 	fs.StringVar(&c.QueueDir, "queue-dir", c.QueueDir, "directory for a persistent queue: spans are written there before the client is answered, replayed after a restart or crash; empty: memory only")
 	fs.Int64Var(&c.QueueMaxBytes, "queue-max-bytes", c.QueueMaxBytes, "disk the --queue-dir may use; when full, requests are refused as at --queue-spans")
@@ -349,6 +351,7 @@ func (c *Config) exporterConfig(tlsConf *tls.Config) exporter.Config {
 		Headers:              c.JaegerHeaders,
 		BatchMaxSpans:        c.BatchMaxSpans,
 		BatchTimeout:         c.BatchTimeout,
+		ExportMaxBytes:       int(c.ExportMaxBytes),
 		QueueSpans:           c.QueueSpans,
 		QueueDir:             c.QueueDir,
 		QueueMaxBytes:        c.QueueMaxBytes,
