@@ -98,22 +98,22 @@ type zAnno struct {
 
 // zSpan is one decoded span waiting to be written into pdata; ids are final.
 type zSpan struct {
-	traceID   pcommon.TraceID
-	spanID    pcommon.SpanID
-	parentID  pcommon.SpanID
-	sharedID  pcommon.SpanID // original id when the shared rule rewrote spanID
+	traceID  pcommon.TraceID
+	spanID   pcommon.SpanID
+	parentID pcommon.SpanID
+	sharedID pcommon.SpanID // original id when the shared rule rewrote spanID
 	// reportedParent is the parentId a shared SERVER span was reported
 	// with, which the shared rule replaced: kept as a link.
 	reportedParent pcommon.SpanID
-	kind      ptrace.SpanKind
-	name      strRef
-	ts, dur   int64 // µs
-	hasTS     bool
-	local     zEndpoint
-	remote    zEndpoint
-	hasRemote bool
-	hasLocal  bool
-	shared    bool
+	kind           ptrace.SpanKind
+	name           strRef
+	ts, dur        int64 // µs
+	hasTS          bool
+	local          zEndpoint
+	remote         zEndpoint
+	hasRemote      bool
+	hasLocal       bool
+	shared         bool
 	// tags[tagLo:tagHi] and annos[annoLo:annoHi] of the decoder
 	tagLo, tagHi   int
 	annoLo, annoHi int
