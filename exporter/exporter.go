@@ -86,6 +86,10 @@ type Exporter struct {
 	senders   sync.WaitGroup
 
 	metrics *metrics
+
+	// retryPlanned, if set (by tests, before Start), is told every wait the
+	// retry loop plans: what to assert on instead of measured intervals.
+	retryPlanned func(wait time.Duration)
 }
 
 // New checks cfg and prepares an Exporter; nothing connects until the first
@@ -525,7 +529,10 @@ func (e *Exporter) export(b *batch) {
 			e.settle(b, dropExportFailed, fmt.Errorf("no retry left after %v: %w", time.Since(start).Round(time.Millisecond), err))
 			return
 		}
-		e.log.Debug("export failed, will retry", "spans", b.spans-b.sent-b.rejected, "in", d, "err", err)
+		e.log.Debug("export failed, will retry", "spans", b.spans-b.sent-b.rejected-b.tooLarge, "in", d, "err", err)
+		if e.retryPlanned != nil {
+			e.retryPlanned(d)
+		}
 		e.retries.Add(1)
 		if timer == nil {
 			timer = time.NewTimer(d)

@@ -353,10 +353,30 @@ func testLog() *slog.Logger {
 // start makes a started Exporter on its own registry, shut down at cleanup.
 func start(tb testing.TB, cfg Config) (*Exporter, *prometheus.Registry) {
 	tb.Helper()
+	e, reg, _ := startPlanning(tb, cfg)
+	return e, reg
+}
+
+// startPlanning is start, also returning the waits the retry loop planned,
+// in order.
+func startPlanning(tb testing.TB, cfg Config) (*Exporter, *prometheus.Registry, func() []time.Duration) {
+	tb.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	e, err := New(cfg, reg, testLog())
 	if err != nil {
 		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var waits []time.Duration
+	e.retryPlanned = func(d time.Duration) {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+	}
+	planned := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), waits...)
 	}
 	reg.MustRegister(e.Accounts())
 	e.Start()
@@ -365,7 +385,7 @@ func start(tb testing.TB, cfg Config) (*Exporter, *prometheus.Registry) {
 		defer cancel()
 		e.Shutdown(ctx)
 	})
-	return e, reg
+	return e, reg, planned
 }
 
 // scrape gathers reg and returns every sample as "name{label=value,...}" -> value.
