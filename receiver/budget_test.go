@@ -32,7 +32,7 @@ func TestByteBudget(t *testing.T) {
 	if got := newByteBudget(400, 300).limit; got != 300 {
 		t.Fatalf("budget %d is below one largest request (300)", got)
 	}
-	if unlimited := newByteBudget(0, 300); !unlimited.take(1<<40) {
+	if unlimited := newByteBudget(0, 300); !unlimited.take(1 << 40) {
 		t.Fatal("no --memory-limit must mean no budget")
 	}
 }
