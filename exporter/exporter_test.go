@@ -196,10 +196,10 @@ func TestRetry(t *testing.T) {
 			func(c *Config) { c.Timeout = 100 * time.Millisecond },
 			want{calls: 2, exported: 100, failureCodes: []string{"timeout"}}},
 		{"grpc retry time runs out", ProtocolOTLPGRPC, always(reply{code: codes.Unavailable}),
-			func(c *Config) { c.RetryMaxElapsed = 200 * time.Millisecond },
+			func(c *Config) { c.RetryMaxElapsed = 2 * time.Second },
 			want{dropped: map[string]int64{ReasonExportFailed: 100}}},
 		{"http retry time runs out", ProtocolOTLPHTTP, always(reply{status: 504}),
-			func(c *Config) { c.RetryMaxElapsed = 200 * time.Millisecond },
+			func(c *Config) { c.RetryMaxElapsed = 2 * time.Second },
 			want{dropped: map[string]int64{ReasonExportFailed: 100}}},
 	}
 	for _, tc := range cases {
@@ -226,8 +226,10 @@ func TestRetry(t *testing.T) {
 			if tc.want.calls > 0 && len(calls) != tc.want.calls {
 				t.Errorf("%d calls, want %d", len(calls), tc.want.calls)
 			}
-			if tc.want.calls == 0 && len(calls) < 3 {
-				t.Errorf("%d calls: the retry loop gave up too soon", len(calls))
+			// Retries at 10-50ms within 2s: at least one, however slow the
+			// machine; how many depends on it.
+			if tc.want.calls == 0 && len(calls) < 2 {
+				t.Errorf("%d calls: the retry loop gave up without retrying", len(calls))
 			}
 			if s.Retries != int64(len(calls)-1) {
 				t.Errorf("retries %d, want %d (calls - 1)", s.Retries, len(calls)-1)
