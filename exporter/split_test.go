@@ -229,10 +229,11 @@ func TestExportFitsTheLimit(t *testing.T) {
 				be := newLimitedBackend(t, proto, tc.backendMax)
 				cfg := testConfig(be.addr, proto)
 				cfg.ExportMaxBytes = tc.exportMax
+				cfg.Compression = "none" // the limit is on the uncompressed size; gzip only costs time here
 				e, reg := start(t, cfg)
-				big := request(t, 3000) // ~1.3 MB
+				big := request(t, 1000) // ~430 KB
 				huge := mixedRequest(t, limit+1000)
-				if err := e.Push(big, 3000, false); err != nil {
+				if err := e.Push(big, 1000, false); err != nil {
 					t.Fatal(err)
 				}
 				if err := e.Push(huge, 28, false); err != nil {
@@ -240,8 +241,8 @@ func TestExportFitsTheLimit(t *testing.T) {
 				}
 				eventually(t, 20*time.Second, "settled", settled(e))
 				s := checkIdentity(t, e, reg)
-				if be.received() != 3000+27 || s.Exported != 3027 {
-					t.Errorf("backend got %d spans, exported %d; want 3027", be.received(), s.Exported)
+				if be.received() != 1000+27 || s.Exported != 1027 {
+					t.Errorf("backend got %d spans, exported %d; want 1027", be.received(), s.Exported)
 				}
 				for _, r := range reasonNames {
 					want := int64(0)
@@ -275,7 +276,7 @@ func TestJaegerGRPCTooLarge(t *testing.T) {
 	cfg := testConfig(addr, ProtocolJaegerGRPC)
 	cfg.ExportMaxBytes = 4 << 20
 	e, reg := start(t, cfg)
-	if err := e.Push(request(t, 2000), 2000, false); err != nil {
+	if err := e.Push(request(t, 1000), 1000, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Push(mixedRequest(t, limit+1000), 28, false); err != nil {
@@ -284,8 +285,8 @@ func TestJaegerGRPCTooLarge(t *testing.T) {
 	eventually(t, 20*time.Second, "settled", settled(e))
 	s := checkIdentity(t, e, reg)
 	got := fc.accepted()
-	if got["checkout"] != 2000 || got["cart"]+got["pay"] != 27 || s.Exported != 2027 {
-		t.Errorf("collector accepted %v, exported %d; want checkout 2000, cart+pay 27", got, s.Exported)
+	if got["checkout"] != 1000 || got["cart"]+got["pay"] != 27 || s.Exported != 1027 {
+		t.Errorf("collector accepted %v, exported %d; want checkout 1000, cart+pay 27", got, s.Exported)
 	}
 	if s.Dropped[ReasonTooLarge] != 1 || s.Dropped[ReasonNonRetryable] != 0 {
 		t.Errorf("dropped %v, want too_large 1 only", s.Dropped)
