@@ -12,6 +12,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/traceport/traceport/translate"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -291,4 +293,56 @@ func TestJaegerGRPCTooLarge(t *testing.T) {
 	if s.Dropped[ReasonTooLarge] != 1 || s.Dropped[ReasonNonRetryable] != 0 {
 		t.Errorf("dropped %v, want too_large 1 only", s.Dropped)
 	}
+}
+
+// FuzzSplitRequest: any bytes are cut without a panic; a request the
+// receiver accepts is cut into parts it accepts too, holding the same
+// spans, each part within the limit unless it is a single span.
+func FuzzSplitRequest(f *testing.F) {
+	f.Add(mixedRequest(f, 0), 300)
+	f.Add(mixedRequest(f, 2000), 1000)
+	f.Add(request(f, 3), 100)
+	f.Fuzz(func(t *testing.T, req []byte, limit int) {
+		limit = 1 + abs(limit)%(1<<20)
+		parts, err := SplitRequest(req, limit)
+		counts, scanErr := translate.ScanOTLP(req, nil)
+		if scanErr != nil {
+			return
+		}
+		if err != nil {
+			t.Fatalf("a request ScanOTLP accepts does not split: %v", err)
+		}
+		want := 0
+		for _, c := range counts {
+			want += c.Spans
+		}
+		got := 0
+		for i, p := range parts {
+			pc, err := translate.ScanOTLP(p.Data, nil)
+			if err != nil {
+				t.Fatalf("part %d refused: %v", i, err)
+			}
+			n := 0
+			for _, c := range pc {
+				n += c.Spans
+			}
+			if n != p.Spans {
+				t.Fatalf("part %d says %d spans, holds %d", i, p.Spans, n)
+			}
+			if len(p.Data) > limit && p.Spans != 1 {
+				t.Fatalf("part %d: %d bytes, %d spans, over %d", i, len(p.Data), p.Spans, limit)
+			}
+			got += p.Spans
+		}
+		if got != want {
+			t.Fatalf("parts hold %d spans, the request %d", got, want)
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
