@@ -77,6 +77,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	f(nil, "jaeger-protocl: otlp-http\n", `unknown setting "jaeger-protocl"`)
 	f(nil, "queue-spans: lots\n", "queue-spans")
 	f([]string{"--jaeger-header", "novalue"}, "", "KEY=VALUE")
+	f([]string{"--export-max-bytes", "10"}, "", "export-max-bytes")
+	f([]string{"--export-max-bytes", "-1"}, "", "export-max-bytes")
 }
 
 // TestValidateExitCodes: `traceport --config F --validate` is what deploy/
