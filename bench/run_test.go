@@ -282,9 +282,10 @@ func TestRunKeepsTheRate(t *testing.T) {
 func TestRunStopsAtTheDuration(t *testing.T) {
 	srv := &fake{}
 	res := run(t, Config{Target: srv.httpServer(t), Protocol: ZipkinJSON, SpansPerRequest: 5, Duration: 300 * time.Millisecond})
-	// The upper bound only catches a run that ignores the duration; one
-	// request in flight at the end may be slow on a busy machine.
-	if res.Elapsed < 300*time.Millisecond || res.Elapsed > 1300*time.Millisecond {
+	// The upper bound only catches a run that ignores the duration (it
+	// would never end), so it is wide: a busy machine may slow the last
+	// request a lot.
+	if res.Elapsed < 300*time.Millisecond || res.Elapsed > 30*time.Second {
 		t.Errorf("a 300 ms run took %v", res.Elapsed)
 	}
 	if res.AcceptedSpans == 0 || res.AcceptedSpans != srv.spans.Load() {
@@ -301,7 +302,7 @@ func TestRunStopsAtTheDuration(t *testing.T) {
 func TestRunLatencyPercentiles(t *testing.T) {
 	srv := &fake{delay: 3 * time.Millisecond}
 	res := run(t, Config{Target: srv.grpcServer(t), Protocol: OTLPGRPC, SpansPerRequest: 10, Count: 1000, Connections: 2})
-	if res.P50 < 3*time.Millisecond || res.P50 > 300*time.Millisecond {
+	if res.P50 < 3*time.Millisecond || res.P50 > 10*time.Second { // the upper bound only catches nonsense
 		t.Errorf("p50 %v for a server that takes 3 ms", res.P50)
 	}
 	if !(res.P50 <= res.P99 && res.P99 <= res.P999 && res.P999 <= res.Max+res.Max/64) {
@@ -336,7 +337,7 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
+	if took := time.Since(start); took > 30*time.Second { // unbounded if the context were ignored
 		t.Errorf("an unbounded run took %v to stop after its context ended", took)
 	}
 	if len(res.Errors) != 0 || res.AcceptedSpans == 0 {

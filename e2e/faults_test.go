@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,7 +183,8 @@ func TestBackendFaults(t *testing.T) {
 		dropped  map[string]float64 // by reason
 		retries  bool               // some retries counted
 		noRetry  bool               // exactly one attempt per batch
-		minGap   time.Duration      // at least this between first and second call
+		minWait  time.Duration      // the first retry's planned wait at least (the server's hint)
+		timedOut bool               // the first attempt was cut off by --export-timeout
 	}
 	f := func(name, protocol string, answer func(call int) fault, flags []string, w want) {
 		t.Run(name+"/"+protocol, func(t *testing.T) {
@@ -217,12 +219,21 @@ func TestBackendFaults(t *testing.T) {
 					t.Errorf("%d calls; a permanent failure must be tried once", len(calls))
 				}
 			}
-			if w.minGap > 0 {
-				if len(calls) < 2 {
-					t.Fatalf("%d calls, want a retry", len(calls))
+			// What the retry loop planned, from its debug log: not the
+			// intervals measured here, which a busy machine stretches or
+			// (the timeout starts before the call arrives) shrinks.
+			if w.minWait > 0 {
+				waits := tp.plannedRetries(t)
+				if len(waits) == 0 || waits[0] < w.minWait {
+					t.Errorf("planned retry waits %v, want the first at least the server's %s", waits, w.minWait)
 				}
-				if gap := calls[1].Sub(calls[0]); gap < w.minGap*9/10 {
-					t.Errorf("retried after %s, want at least %s", gap, w.minGap)
+			}
+			if w.timedOut {
+				if len(calls) != 2 {
+					t.Errorf("%d calls, want 2: one cut off by the timeout, one retry", len(calls))
+				}
+				if n := m.sum("traceport_export_failures_total", "code", "timeout") + m.sum("traceport_export_failures_total", "code", "DeadlineExceeded"); n != 1 {
+					t.Errorf("%g attempts failed by timeout, want 1 (%v)", n, m.by("traceport_export_failures_total", "code"))
 				}
 			}
 			t.Logf("%d calls in %s; %s; retries %g", len(calls), time.Since(start).Round(time.Millisecond), m.account(), retries)
@@ -244,12 +255,12 @@ func TestBackendFaults(t *testing.T) {
 
 	// The server's delay, not traceport's 50ms backoff, sets the pace.
 	f("throttled", "otlp-grpc", throttled(400*time.Millisecond), nil,
-		want{accepted: spans, dropped: none, retries: true, minGap: 400 * time.Millisecond})
+		want{accepted: spans, dropped: none, retries: true, minWait: 400 * time.Millisecond})
 	f("throttled", "otlp-http", throttled(time.Second), nil, // Retry-After is in whole seconds
-		want{accepted: spans, dropped: none, retries: true, minGap: time.Second})
+		want{accepted: spans, dropped: none, retries: true, minWait: time.Second})
 	for _, p := range []string{"otlp-grpc", "otlp-http"} {
 		f("stalled-then-ok", p, stallOnce, []string{"--export-timeout", "300ms"},
-			want{accepted: spans, dropped: none, retries: true, minGap: 300 * time.Millisecond})
+			want{accepted: spans, dropped: none, retries: true, timedOut: true})
 		f("stalled", p, stallAlways, []string{"--export-timeout", "200ms", "--retry-max-elapsed", "1s"},
 			want{accepted: 0, dropped: map[string]float64{"export_failed": spans}, retries: true})
 		f("invalid", p, invalid, nil,
@@ -274,3 +285,20 @@ func TestShutdownFlushes(t *testing.T) {
 	tp.stop()
 	j.waitSpans(t, 10*time.Second, want)
 }
+
+// plannedRetries reads the waits traceport's retry loop planned from its
+// debug log ("export failed, will retry" … in=<duration>), in order.
+func (tp *traceport) plannedRetries(t testing.TB) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for _, m := range retryLine.FindAllStringSubmatch(tp.proc.out.String(), -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatalf("retry log line: %v", err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+var retryLine = regexp.MustCompile(`msg="export failed, will retry".* in=(\S+)`)

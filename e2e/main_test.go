@@ -48,7 +48,7 @@ func run(m *testing.M) int {
 	repoRoot = root
 
 	start := time.Now()
-	fmt.Fprintln(os.Stderr, "e2e: locating Jaeger v2 via scripts/build-jaeger.sh (cached under .cache/bin; from nothing it builds from the Go module proxy, 8-11 min on 2 cores)")
+	fmt.Fprintln(os.Stderr, "e2e: locating Jaeger v2 via scripts/build-jaeger.sh (cached under .cache/bin and machine-wide under ${XDG_CACHE_HOME:-~/.cache}/traceport; the first build on a machine comes from the Go module proxy, 8-25 min on 2 cores)")
 	cmd := exec.Command(filepath.Join(root, "scripts", "build-jaeger.sh"))
 	cmd.Dir = root
 	cmd.Stderr = os.Stderr

@@ -35,13 +35,17 @@ type Config struct {
 	// Kafka, with brokers, is the destination instead of Endpoint.
 	Kafka KafkaConfig
 
-	// BatchMaxSpans caps a batch (default 8192). Pushes are never split: a
-	// single push larger than this goes alone.
+	// BatchMaxSpans caps a batch (default 8192); a single push with more
+	// spans goes alone.
 	BatchMaxSpans int
-	// BatchMaxBytes caps a batch's uncompressed size (default 4,000,000):
-	// gRPC servers refuse messages over 4 MiB unless configured otherwise,
-	// and 8192 Envoy-shaped spans are about 8 MB.
-	BatchMaxBytes int
+	// ExportMaxBytes bounds every export's encoded (uncompressed) size: a
+	// batch is filled up to it, and a push larger than it is cut at span
+	// boundaries (SplitRequest). The default is what the destination takes
+	// at its own defaults: just under 4 MiB for otlp-grpc and jaeger-grpc
+	// (gRPC servers, Jaeger's and the Collector's OTLP receivers included,
+	// refuse messages over 4 MiB), 20 MiB for otlp-http (the Collector's
+	// confighttp max_request_body_size, which Jaeger v2 uses too).
+	ExportMaxBytes int
 	// BatchTimeout is how long the oldest queued push may wait for a batch
 	// to fill (default 200ms).
 	BatchTimeout time.Duration
@@ -76,6 +80,27 @@ type Config struct {
 	RetryMaxElapsed      time.Duration
 }
 
+// Default export size limits; see Config.ExportMaxBytes.
+const (
+	// GRPCExportMaxBytes is 4 MiB, gRPC's default receive limit, less room
+	// for the request's own framing.
+	GRPCExportMaxBytes = 4<<20 - 64<<10
+	// HTTPExportMaxBytes is the OpenTelemetry Collector's default
+	// max_request_body_size (config/confighttp), applied both to the body
+	// and to the body decompressed.
+	HTTPExportMaxBytes = 20 << 20
+	minExportMaxBytes  = 1024
+)
+
+// DefaultExportMaxBytes is the export size limit a destination speaking
+// protocol takes at its defaults.
+func DefaultExportMaxBytes(protocol string) int {
+	if protocol == ProtocolOTLPHTTP {
+		return HTTPExportMaxBytes
+	}
+	return GRPCExportMaxBytes
+}
+
 // Defaults returns the default configuration (no Endpoint): what flags
 // should start from.
 func Defaults() Config {
@@ -105,7 +130,7 @@ func (c *Config) SetDefaults() {
 	}
 	c.Kafka.setDefaults()
 	def(&c.BatchMaxSpans, 8192)
-	def(&c.BatchMaxBytes, 4_000_000)
+	def(&c.ExportMaxBytes, DefaultExportMaxBytes(c.Protocol))
 	defDur(&c.BatchTimeout, 200*time.Millisecond)
 	def(&c.QueueSpans, 100_000)
 	if c.QueueMaxBytes == 0 {
@@ -157,7 +182,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("batch-max-spans", c.BatchMaxSpans)
-	positive("batch-max-bytes", c.BatchMaxBytes)
+	if c.ExportMaxBytes < minExportMaxBytes {
+		bad("export-max-bytes %d: want at least %d", c.ExportMaxBytes, minExportMaxBytes)
+	}
 	positive("queue-spans", c.QueueSpans)
 	positive("senders", c.Senders)
 	positiveDur := func(name string, v time.Duration) {

@@ -8,6 +8,14 @@
 // request (field 1 is repeated), so a batch is the pushes' bytes appended:
 // the OTLP paths never decode. Only jaeger-grpc converts, once per batch.
 //
+// Every export fits Config.ExportMaxBytes: batches are filled up to it, and
+// a push larger than it is cut at span boundaries by SplitRequest, which
+// walks the three message levels above the spans and copies spans as they
+// are. A destination that still answers "too large" (gRPC
+// RESOURCE_EXHAUSTED "larger than max", HTTP 413) gets the request again
+// in halves (parts.go); only a single span it refuses is dropped, as
+// too_large.
+//
 // Every span pushed is at every instant in exactly one state: exported,
 // dropped{reason}, queued or in flight. Spans move between states under one
 // mutex, which the metrics collector also takes, so

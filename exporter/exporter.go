@@ -16,8 +16,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
-
-	"github.com/traceport/traceport/internal/bufpool"
 )
 
 // Errors Push returns; the spans are already counted as dropped.
@@ -33,6 +31,9 @@ const (
 	ReasonExportFailed = "export_failed"
 	ReasonNonRetryable = "non_retryable"
 	ReasonShutdown     = "shutdown"
+	// ReasonTooLarge: a single span larger than ExportMaxBytes, or than
+	// what the destination accepts.
+	ReasonTooLarge = "too_large"
 )
 
 type reason int
@@ -42,10 +43,11 @@ const (
 	dropExportFailed
 	dropNonRetryable
 	dropShutdown
+	dropTooLarge
 	numReasons
 )
 
-var reasonNames = [numReasons]string{ReasonQueueFull, ReasonExportFailed, ReasonNonRetryable, ReasonShutdown}
+var reasonNames = [numReasons]string{ReasonQueueFull, ReasonExportFailed, ReasonNonRetryable, ReasonShutdown, ReasonTooLarge}
 
 // Exporter queues pushed requests, batches them and forwards them to
 // Jaeger. Every span pushed is, at every instant, in exactly one of:
@@ -86,6 +88,10 @@ type Exporter struct {
 	senders   sync.WaitGroup
 
 	metrics *metrics
+
+	// retryPlanned, if set (by tests, before Start), is told every wait the
+	// retry loop plans: what to assert on instead of measured intervals.
+	retryPlanned func(wait time.Duration)
 }
 
 // New checks cfg and prepares an Exporter; nothing connects until the first
@@ -320,7 +326,7 @@ func (e *Exporter) pushLogged(data []byte, buf mem.Buffer, spans int) error {
 func (e *Exporter) enqueueLocked(it item) {
 	wasEmpty := e.q.len() == 0
 	e.q.push(it)
-	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
+	full := e.q.full(e.cfg.BatchMaxSpans, e.cfg.ExportMaxBytes)
 	e.mu.Unlock()
 	if wasEmpty || full { // a new deadline, or a batch ready now
 		e.wake()
@@ -451,13 +457,17 @@ func (e *Exporter) Stats() Stats {
 // batch is a set of pushes taken off the queue together and their
 // progress through the attempts.
 type batch struct {
-	items   []item
-	spans   int
-	payload mem.Buffer // the concatenated request, made by joined()
-	wire    mem.Buffer // otlp-http: payload compressed, kept for retries
+	items []item
+	spans int
+
+	// OTLP: the requests not yet accepted, in order, cut by plan at the
+	// first attempt so that each fits ExportMaxBytes (parts.go).
+	pending []*part
+	planned bool
 
 	sent     int // spans the backend accepted
 	rejected int // spans the backend refused for good (partial success)
+	tooLarge int // single spans larger than the limit or the destination takes
 
 	jaeger    []*model.Batch // jaeger-grpc: converted batches not yet sent
 	kafka     []kafkaRecord  // kafka: records not yet accepted
@@ -495,8 +505,8 @@ func (e *Exporter) next(items []item, timer *time.Timer) *batch {
 		var wait time.Duration
 		if ok {
 			wait = time.Until(oldest.Add(e.cfg.BatchTimeout))
-			if wait <= 0 || e.closing || e.q.full(e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes) {
-				items = e.q.take(items, e.cfg.BatchMaxSpans, e.cfg.BatchMaxBytes)
+			if wait <= 0 || e.closing || e.q.full(e.cfg.BatchMaxSpans, e.cfg.ExportMaxBytes) {
+				items = e.q.take(items, e.cfg.BatchMaxSpans, e.cfg.ExportMaxBytes)
 				spans := 0
 				for _, it := range items {
 					spans += it.spans
@@ -531,48 +541,6 @@ func (e *Exporter) next(items []item, timer *time.Timer) *batch {
 	}
 }
 
-// joined returns the pushes as one request: concatenated serialized
-// ExportTraceServiceRequests are a valid merged one (field 1 is repeated),
-// so batching never decodes. A lone push is sent as it is. The otlp-grpc
-// sender does not call it: gRPC writes the pushes one after the other
-// (parts), which saves copying a whole batch.
-func (b *batch) joined() mem.Buffer {
-	if b.payload != nil {
-		return b.payload
-	}
-	if len(b.items) == 1 {
-		b.payload = mem.SliceBuffer(b.items[0].data)
-		return b.payload
-	}
-	n := 0
-	for _, it := range b.items {
-		n += len(it.data)
-	}
-	buf := bufpool.Shared.Get(n)
-	off := 0
-	for _, it := range b.items {
-		off += copy((*buf)[off:], it.data)
-	}
-	b.payload = mem.NewBuffer(buf, bufpool.Shared)
-	return b.payload
-}
-
-// parts returns the pushes as one request without copying them. gRPC
-// frees the references it is given once it has written the bytes, which
-// may be after the call returned.
-func (b *batch) parts() mem.BufferSlice {
-	parts := make(mem.BufferSlice, len(b.items))
-	for i, it := range b.items {
-		if it.buf != nil {
-			it.buf.Ref()
-			parts[i] = it.buf
-		} else {
-			parts[i] = mem.SliceBuffer(it.data)
-		}
-	}
-	return parts
-}
-
 // export is the retry loop around attempts (apart from them, as Prometheus'
 // remote-write sendWriteRequestWithBackoff): it retries what classifies as
 // retryable with exponential backoff or the server's hint, until
@@ -604,7 +572,10 @@ func (e *Exporter) export(b *batch) {
 			e.settle(b, dropExportFailed, fmt.Errorf("no retry left after %v: %w", time.Since(start).Round(time.Millisecond), err))
 			return
 		}
-		e.log.Debug("export failed, will retry", "spans", b.spans-b.sent-b.rejected, "in", d, "err", err)
+		e.log.Debug("export failed, will retry", "spans", b.spans-b.sent-b.rejected-b.tooLarge, "in", d, "err", err)
+		if e.retryPlanned != nil {
+			e.retryPlanned(d)
+		}
 		e.retries.Add(1)
 		if timer == nil {
 			timer = time.NewTimer(d)
@@ -631,27 +602,37 @@ func (e *Exporter) isDraining() bool {
 	}
 }
 
-// attempt is one export call, bounded by Timeout.
+// attempt is one export: the batch's requests not yet accepted, each call
+// bounded by Timeout (callContext). Failed calls are counted where they
+// happen (failed), since an attempt may absorb some (a request cut in
+// halves, a span dropped as too large) and go on.
 func (e *Exporter) attempt(b *batch) error {
-	ctx, cancel := context.WithTimeoutCause(e.runCtx, e.cfg.Timeout, errAttemptTimeout)
-	defer cancel()
 	start := time.Now()
-	err := e.send(ctx, b)
+	err := e.send(e.runCtx, b)
 	result := "ok"
 	if err != nil {
-		var ae *attemptError
-		code := "unknown"
 		result = "non_retryable"
-		if errors.As(err, &ae) {
-			code = ae.code
-			if ae.retryable {
-				result = "retryable"
-			}
+		if ae, ok := err.(*attemptError); ok && ae.retryable {
+			result = "retryable"
 		}
-		e.metrics.failures.WithLabelValues(e.name, code).Inc()
 	}
 	e.metrics.duration.WithLabelValues(e.name, result).Observe(time.Since(start).Seconds())
 	return err
+}
+
+// callContext bounds one call to the destination by Timeout.
+func (e *Exporter) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, e.cfg.Timeout, errAttemptTimeout)
+}
+
+// failed counts one failed call and returns it classified.
+func (e *Exporter) failed(err error) *attemptError {
+	ae, ok := err.(*attemptError)
+	if !ok {
+		ae = &attemptError{code: "unknown", err: err}
+	}
+	e.metrics.failures.WithLabelValues(e.name, ae.code).Inc()
+	return ae
 }
 
 // settle moves the batch's spans from inflight to their final states under
@@ -664,7 +645,8 @@ func (e *Exporter) attempt(b *batch) error {
 func (e *Exporter) settle(b *batch, rest reason, err error) {
 	sent := min(max(b.sent, 0), b.spans)
 	rejected := min(max(b.rejected, 0), b.spans-sent)
-	left := b.spans - sent - rejected
+	tooLarge := min(max(b.tooLarge, 0), b.spans-sent-rejected)
+	left := b.spans - sent - rejected - tooLarge
 	keep := e.wal != nil && rest == dropShutdown && left == b.spans
 	e.mu.Lock()
 	e.inflight -= int64(b.spans)
@@ -676,6 +658,7 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 	} else {
 		e.exported += int64(sent)
 		e.dropped[dropNonRetryable] += int64(rejected)
+		e.dropped[dropTooLarge] += int64(tooLarge)
 		e.dropped[rest] += int64(left)
 		e.q.ack(b.items)
 	}
@@ -691,12 +674,10 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 			}
 		}
 	}
-	if b.payload != nil {
-		b.payload.Free()
+	for _, p := range b.pending {
+		p.free()
 	}
-	if b.wire != nil {
-		b.wire.Free()
-	}
+	b.pending, b.planned = nil, false
 	b.jaeger, b.kafka = nil, nil
 	switch {
 	case left > 0:

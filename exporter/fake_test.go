@@ -3,6 +3,7 @@ package exporter
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,13 +96,15 @@ type reply struct {
 // backend is a fake Jaeger on 127.0.0.1 speaking OTLP over gRPC (raw codec)
 // or HTTP. It counts the spans it accepts by decoding each request.
 type backend struct {
-	tb     testing.TB
-	addr   string
-	script func(call int) reply // nil: accept everything
+	tb       testing.TB
+	addr     string
+	script   func(call int) reply // nil: accept everything
+	maxBytes int                  // refuse larger requests as grpc-go and confighttp do; 0: no limit
 
 	mu      sync.Mutex
 	calls   []time.Time
 	perCall []int // spans per accepted call
+	sizes   []int // uncompressed bytes per accepted call
 	spans   int   // accepted, minus partial-success rejections
 	headers []http.Header
 	encs    []string // grpc-encoding or Content-Encoding per call
@@ -133,6 +136,7 @@ func (b *backend) handle(ctx context.Context, body []byte, header http.Header, e
 	b.mu.Lock()
 	b.spans += td.SpanCount() - int(r.rejected)
 	b.perCall = append(b.perCall, td.SpanCount())
+	b.sizes = append(b.sizes, len(body))
 	b.mu.Unlock()
 	return r
 }
@@ -172,7 +176,11 @@ func listen(tb testing.TB) net.Listener {
 // serveGRPC runs b as an OTLP/gRPC TraceService on ln.
 func (b *backend) serveGRPC(ln net.Listener) {
 	b.addr = ln.Addr().String()
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(codec{}), grpc.StatsHandler(encodingRecorder{}))
+	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(codec{}), grpc.StatsHandler(encodingRecorder{})}
+	if b.maxBytes > 0 { // grpc-go's own check: RESOURCE_EXHAUSTED "received message larger than max"
+		opts = append(opts, grpc.MaxRecvMsgSize(b.maxBytes))
+	}
+	srv := grpc.NewServer(opts...)
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
 		HandlerType: (*any)(nil),
@@ -260,7 +268,18 @@ func (b *backend) serveHTTP(ln net.Listener) {
 			defer zr.Close()
 			body = zr
 		}
+		if b.maxBytes > 0 { // as the Collector's confighttp: a MaxBytesReader, 413
+			body = http.MaxBytesReader(w, io.NopCloser(body), int64(b.maxBytes))
+		}
 		raw, err := io.ReadAll(body)
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			b.mu.Lock()
+			b.calls = append(b.calls, time.Now())
+			b.mu.Unlock()
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), 400)
 			return
@@ -287,6 +306,14 @@ func (b *backend) serveHTTP(ln net.Listener) {
 // newBackend starts a fake OTLP backend for protocol.
 func newBackend(tb testing.TB, protocol string, script func(call int) reply) *backend {
 	b := &backend{tb: tb, script: script}
+	b.start(protocol, listen(tb))
+	return b
+}
+
+// newLimitedBackend starts a fake OTLP backend that refuses requests over
+// maxBytes (uncompressed) the way the real servers do.
+func newLimitedBackend(tb testing.TB, protocol string, maxBytes int) *backend {
+	b := &backend{tb: tb, maxBytes: maxBytes}
 	b.start(protocol, listen(tb))
 	return b
 }
@@ -326,10 +353,30 @@ func testLog() *slog.Logger {
 // start makes a started Exporter on its own registry, shut down at cleanup.
 func start(tb testing.TB, cfg Config) (*Exporter, *prometheus.Registry) {
 	tb.Helper()
+	e, reg, _ := startPlanning(tb, cfg)
+	return e, reg
+}
+
+// startPlanning is start, also returning the waits the retry loop planned,
+// in order.
+func startPlanning(tb testing.TB, cfg Config) (*Exporter, *prometheus.Registry, func() []time.Duration) {
+	tb.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	e, err := New(cfg, reg, testLog())
 	if err != nil {
 		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var waits []time.Duration
+	e.retryPlanned = func(d time.Duration) {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+	}
+	planned := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), waits...)
 	}
 	reg.MustRegister(e.Accounts())
 	e.Start()
@@ -338,7 +385,7 @@ func start(tb testing.TB, cfg Config) (*Exporter, *prometheus.Registry) {
 		defer cancel()
 		e.Shutdown(ctx)
 	})
-	return e, reg
+	return e, reg, planned
 }
 
 // scrape gathers reg and returns every sample as "name{label=value,...}" -> value.

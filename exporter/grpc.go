@@ -106,15 +106,15 @@ func outgoing(ctx context.Context, md metadata.MD) context.Context {
 	return metadata.NewOutgoingContext(ctx, md)
 }
 
-// sendOTLPGRPC makes one Export call with the batch bytes as they are.
+// sendOTLPGRPC makes one Export call per part with the bytes as they are.
 func (e *Exporter) sendOTLPGRPC(ctx context.Context, b *batch) error {
-	var resp rawMessage
-	if err := e.conn.Invoke(outgoing(ctx, e.md), otlpExportMethod, &rawMessage{parts: b.parts()}, &resp); err != nil {
-		return classifyGRPC(err)
-	}
-	b.rejected = int(min(rejectedSpans(resp.b), int64(b.spans)))
-	b.sent = b.spans - b.rejected
-	return nil
+	return e.sendParts(ctx, b, func(ctx context.Context, p *part) (int64, error) {
+		var resp rawMessage
+		if err := e.conn.Invoke(outgoing(ctx, e.md), otlpExportMethod, &rawMessage{parts: p.buffers()}, &resp); err != nil {
+			return 0, classifyGRPC(err)
+		}
+		return rejectedSpans(resp.b), nil
+	})
 }
 
 // rejectedSpans reads partial_success.rejected_spans from a serialized

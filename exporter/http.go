@@ -53,10 +53,10 @@ func (e *Exporter) initHTTP() {
 
 var gzipWriters = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression); return w }}
 
-// wire returns the request body, compressed once per batch and kept for
+// wire returns the request body, compressed once per part and kept for
 // its retries.
-func (e *Exporter) wire(b *batch) (mem.Buffer, error) {
-	raw := b.joined().ReadOnlyData()
+func (e *Exporter) wire(p *part) (mem.Buffer, error) {
+	raw := p.joined().ReadOnlyData()
 	switch e.cfg.Compression {
 	case "gzip":
 		var out bytes.Buffer
@@ -74,47 +74,50 @@ func (e *Exporter) wire(b *batch) (mem.Buffer, error) {
 	case "zstd":
 		return mem.SliceBuffer(grpccompress.ZstdEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/4+64))), nil
 	}
-	p := b.joined()
-	p.Ref() // the caller frees its reference like for a compressed body
-	return p, nil
+	body := p.joined()
+	body.Ref() // the caller frees its reference like for a compressed body
+	return body, nil
 }
 
-// sendOTLPHTTP POSTs the batch to /v1/traces and classifies the answer.
+// sendOTLPHTTP POSTs each part to /v1/traces.
 func (e *Exporter) sendOTLPHTTP(ctx context.Context, b *batch) error {
-	if b.wire == nil {
-		w, err := e.wire(b)
+	return e.sendParts(ctx, b, e.postHTTP)
+}
+
+// postHTTP POSTs one part and classifies the answer.
+func (e *Exporter) postHTTP(ctx context.Context, p *part) (rejected int64, err error) {
+	if p.wire == nil {
+		w, err := e.wire(p)
 		if err != nil {
-			return &attemptError{code: "compress", err: fmt.Errorf("compress: %w", err)}
+			return 0, &attemptError{code: "compress", err: fmt.Errorf("compress: %w", err)}
 		}
-		b.wire = w
+		p.wire = w
 	}
-	b.wire.Ref()
-	body := &bufferBody{buf: b.wire, Reader: bytes.NewReader(b.wire.ReadOnlyData())}
+	p.wire.Ref()
+	body := &bufferBody{buf: p.wire, Reader: bytes.NewReader(p.wire.ReadOnlyData())}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, body)
 	if err != nil {
 		body.Close()
-		return &attemptError{code: "request", err: err}
+		return 0, &attemptError{code: "request", err: err}
 	}
-	req.ContentLength = int64(b.wire.Len())
+	req.ContentLength = int64(p.wire.Len())
 	req.Header = e.header.Clone()
 	resp, err := e.httpClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return transportError(context.Cause(ctx))
+			return 0, transportError(context.Cause(ctx))
 		}
-		return transportError(err)
+		return 0, transportError(err)
 	}
 	defer resp.Body.Close()
 	msg, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil && resp.StatusCode/100 != 2 {
-		return transportError(fmt.Errorf("read response: %w", err))
+		return 0, transportError(fmt.Errorf("read response: %w", err))
 	}
 	if resp.StatusCode/100 == 2 {
-		b.rejected = int(rejectedSpans(msg))
-		b.sent = b.spans - b.rejected
-		return nil
+		return rejectedSpans(msg), nil
 	}
-	return classifyHTTP(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now(),
+	return 0, classifyHTTP(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now(),
 		fmt.Errorf("%s %s: %s", e.url, resp.Status, statusMessage(msg)))
 }
 

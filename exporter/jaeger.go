@@ -14,35 +14,57 @@ import (
 const postSpansMethod = "/jaeger.api_v2.CollectorService/PostSpans"
 
 // sendJaeger converts the batch to Jaeger's model once, then posts one
-// PostSpans per process (resource). Progress is kept across attempts, so a
-// retry resends only the batches not yet accepted.
+// PostSpans per process (resource), each at most ExportMaxBytes. Progress
+// is kept across attempts, so a retry resends only the batches not yet
+// accepted. A batch refused as too large is halved and sent again; a
+// single span refused so is dropped as too_large.
 func (e *Exporter) sendJaeger(ctx context.Context, b *batch) error {
 	if !b.converted {
 		b.converted = true
-		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b.joined().ReadOnlyData())
-		if err != nil {
-			b.rejected = b.spans
-			return &attemptError{code: "decode", err: err}
+		var batches []*model.Batch
+		for _, it := range b.items {
+			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(it.data)
+			if err != nil {
+				b.rejected += it.spans
+				e.log.Error("spans dropped: request cannot be decoded", "spans", it.spans, "reason", ReasonNonRetryable, "err", err)
+				continue
+			}
+			batches = append(batches, translate.JaegerBatches(td)...)
 		}
-		b.jaeger = splitLarge(mergeByProcess(translate.JaegerBatches(td)), e.cfg.BatchMaxBytes)
+		b.jaeger = splitLarge(mergeByProcess(batches), e.cfg.ExportMaxBytes)
 		n := 0
 		for _, jb := range b.jaeger {
 			n += len(jb.Spans)
 		}
-		b.rejected = max(b.spans-n, 0) // left out by the translation
+		b.rejected += max(b.spans-b.rejected-n, 0) // left out by the translation
 	}
 	var permanent error
 	for len(b.jaeger) > 0 {
 		jb := b.jaeger[0]
 		var resp api_v2.PostSpansResponse
-		err := e.conn.Invoke(outgoing(ctx, e.md), postSpansMethod, &api_v2.PostSpansRequest{Batch: *jb}, &resp)
+		callCtx, cancel := e.callContext(ctx)
+		err := e.conn.Invoke(outgoing(callCtx, e.md), postSpansMethod, &api_v2.PostSpansRequest{Batch: *jb}, &resp)
+		cancel()
 		if err != nil {
-			ae := classifyGRPC(err)
-			if ae.retryable {
+			ae := e.failed(classifyGRPC(err))
+			switch {
+			case ae.retryable:
 				return ae
+			case ae.tooLarge && len(jb.Spans) > 1:
+				half := len(jb.Spans) / 2
+				e.log.Info("destination refused an export as too large: sending it in halves", "spans", len(jb.Spans), "err", err)
+				b.jaeger = append([]*model.Batch{
+					{Spans: jb.Spans[:half:half], Process: jb.Process},
+					{Spans: jb.Spans[half:], Process: jb.Process},
+				}, b.jaeger[1:]...)
+				continue
+			case ae.tooLarge:
+				b.tooLarge += len(jb.Spans)
+				e.log.Warn("span dropped: the destination refuses it as too large", "bytes", jb.Size(), "reason", ReasonTooLarge, "err", err)
+			default:
+				b.rejected += len(jb.Spans)
+				permanent = errors.Join(permanent, ae)
 			}
-			b.rejected += len(jb.Spans)
-			permanent = errors.Join(permanent, ae)
 		} else {
 			b.sent += len(jb.Spans)
 		}
@@ -87,7 +109,9 @@ func mergeByProcess(batches []*model.Batch) []*model.Batch {
 
 // splitLarge cuts batches larger than maxBytes (serialized) into even
 // parts: Jaeger's collector refuses gRPC messages over 4 MiB by default,
-// and Jaeger's model is larger than OTLP for the same spans.
+// and Jaeger's model is larger than OTLP for the same spans. A single span
+// over maxBytes is not dropped here: Jaeger may take it (its limit is its
+// own); if it does not, sendJaeger drops it as too_large.
 func splitLarge(batches []*model.Batch, maxBytes int) []*model.Batch {
 	var out []*model.Batch
 	for i, jb := range batches {

@@ -63,6 +63,18 @@ func newFakeCollector(tb testing.TB, script func(call int, service string) codes
 	return f, ln.Addr().String()
 }
 
+// newLimitedCollector is a fakeCollector refusing messages over maxBytes
+// with grpc-go's own check, as Jaeger's collector does.
+func newLimitedCollector(tb testing.TB, maxBytes int) (*fakeCollector, string) {
+	f := &fakeCollector{services: map[string]int{}}
+	ln := listen(tb)
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(codec{}), grpc.MaxRecvMsgSize(maxBytes))
+	api_v2.RegisterCollectorServiceServer(srv, f)
+	go srv.Serve(ln)
+	tb.Cleanup(srv.Stop)
+	return f, ln.Addr().String()
+}
+
 func TestJaegerGRPC(t *testing.T) {
 	// Two services in one push: one PostSpans per process.
 	data := append(requestFor(t, "cart", 30), requestFor(t, "pay", 20)...)

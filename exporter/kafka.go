@@ -175,7 +175,7 @@ func newKafkaClient(k *KafkaConfig, cfg *Config) (*kgo.Client, error) {
 		// beyond this Produce blocks until the attempt's end. Room for a
 		// few batches per sender, as Jaeger's encodings are 2-3x OTLP.
 		kgo.MaxBufferedRecords(4 * (cfg.Senders + 1) * max(cfg.BatchMaxSpans, 1024)),
-		kgo.MaxBufferedBytes(4 * (cfg.Senders + 1) * cfg.BatchMaxBytes),
+		kgo.MaxBufferedBytes(4 * (cfg.Senders + 1) * cfg.ExportMaxBytes),
 	}
 	switch k.Acks {
 	case "all":
@@ -212,7 +212,9 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 	var transient, permanent *attemptError
 	if !b.converted {
 		b.converted = true
-		recs, tooLarge, err := kafkaRecords(b.joined().ReadOnlyData(), b.spans, &e.cfg.Kafka)
+		whole := itemsPart(b.items) // records copy what they keep: freed at once
+		recs, tooLarge, err := kafkaRecords(whole.joined().ReadOnlyData(), b.spans, &e.cfg.Kafka)
+		whole.free()
 		if err != nil {
 			b.rejected = b.spans
 			return &attemptError{code: "decode", err: err}

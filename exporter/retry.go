@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -18,6 +19,7 @@ type attemptError struct {
 	code       string        // gRPC code name or HTTP status, for traceport_export_failures_total
 	retryable  bool          // worth sending again
 	retryAfter time.Duration // the server's hint (RetryInfo, Retry-After); 0 = none
+	tooLarge   bool          // the request is over the destination's size limit: cut it, do not drop it
 	err        error
 }
 
@@ -29,7 +31,8 @@ func (e *attemptError) Unwrap() error { return e.err }
 // CANCELLED, ABORTED, OUT_OF_RANGE, DATA_LOSS and DEADLINE_EXCEEDED are
 // transient; RESOURCE_EXHAUSTED only when the server says when to come back
 // (google.rpc.RetryInfo), otherwise it is a limit such as message size that
-// no retry fixes; everything else (InvalidArgument, Unimplemented,
+// no retry fixes (a message over the size limit is cut and sent again in
+// parts, see sendParts); everything else (InvalidArgument, Unimplemented,
 // Unauthenticated, ...) is permanent. Jaeger's api_v2 uses the same codes.
 func classifyGRPC(err error) *attemptError {
 	st := status.Convert(err)
@@ -44,6 +47,9 @@ func classifyGRPC(err error) *attemptError {
 		ae.retryable = true
 	case codes.ResourceExhausted:
 		ae.retryable = ae.retryAfter > 0
+		// grpc-go's "grpc: received message [after decompression] larger
+		// than max (N vs. M)", which Jaeger and the Collector answer.
+		ae.tooLarge = !ae.retryable && strings.Contains(st.Message(), "larger than max")
 	}
 	return ae
 }
@@ -59,6 +65,8 @@ func classifyHTTP(statusCode int, retryAfter string, now time.Time, err error) *
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		ae.retryable = true
 		ae.retryAfter = parseRetryAfter(retryAfter, now)
+	case http.StatusRequestEntityTooLarge:
+		ae.tooLarge = true
 	}
 	return ae
 }

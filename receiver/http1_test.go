@@ -211,14 +211,12 @@ func TestHTTP1FastPathShutdown(t *testing.T) {
 	if code := send(); code != 202 {
 		t.Fatalf("status %d", code)
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// An idle connection that held Shutdown up would hold it until the
+	// deadline: an error, however busy the machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := tr.rc.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Shutdown took %v with an idle keep-alive connection", d)
+		t.Fatalf("Shutdown with an idle keep-alive connection: %v", err)
 	}
 	c.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := br.ReadByte(); err == nil {

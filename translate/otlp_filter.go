@@ -18,7 +18,7 @@ func FilterOTLP(data []byte) ([]byte, Rejected, error) {
 	var rej Rejected
 	out := make([]byte, 0, len(data))
 	rsIdx := 0
-	err := otlpEachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+	err := EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		if num != 1 || typ != protowire.BytesType {
 			out = append(out, field...)
 			return nil
@@ -44,7 +44,7 @@ func FilterOTLP(data []byte) ([]byte, Rejected, error) {
 func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error) {
 	out := make([]byte, 0, len(b))
 	ssIdx, legacyIdx := 0, 0
-	err := otlpEachField(b, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+	err := EachField(b, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		// scope_spans, or the deprecated instrumentation_library_spans
 		// (field 1000, the same layout) that ScanOTLP checks too.
 		if num != 2 && num != 1000 || typ != protowire.BytesType {
@@ -57,7 +57,7 @@ func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error)
 		}
 		ss := make([]byte, 0, len(value))
 		spanIdx := 0
-		err := otlpEachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		err := EachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num == 2 && typ == protowire.BytesType {
 				if serr := otlpScanSpan(value, 0); serr != nil {
 					rej.Add(fmt.Sprintf("resource_spans[%d].%s[%d].spans[%d]: %s", rsIdx, group, *idx, spanIdx, serr.msgPath()))
@@ -80,9 +80,12 @@ func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error)
 	return out, err
 }
 
-// otlpEachField calls fn with every field of a message: its number, wire
-// type, the whole encoded field and, for length-delimited fields, the value.
-func otlpEachField(b []byte, fn func(num protowire.Number, typ protowire.Type, field, value []byte) error) error {
+// EachField calls fn with every field of a serialized protobuf message: its
+// number, wire type, the whole encoded field and, for length-delimited
+// fields, the value. It is the walker for code that cuts or copies OTLP
+// messages field by field (FilterOTLP, the exporter's splitter) without
+// decoding them.
+func EachField(b []byte, fn func(num protowire.Number, typ protowire.Type, field, value []byte) error) error {
 	for pos := 0; pos < len(b); {
 		num, typ, n := protowire.ConsumeTag(b[pos:])
 		if n < 0 {

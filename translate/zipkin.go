@@ -98,19 +98,22 @@ type zAnno struct {
 
 // zSpan is one decoded span waiting to be written into pdata; ids are final.
 type zSpan struct {
-	traceID   pcommon.TraceID
-	spanID    pcommon.SpanID
-	parentID  pcommon.SpanID
-	sharedID  pcommon.SpanID // original id when the shared rule rewrote spanID
-	kind      ptrace.SpanKind
-	name      strRef
-	ts, dur   int64 // µs
-	hasTS     bool
-	local     zEndpoint
-	remote    zEndpoint
-	hasRemote bool
-	hasLocal  bool
-	shared    bool
+	traceID  pcommon.TraceID
+	spanID   pcommon.SpanID
+	parentID pcommon.SpanID
+	sharedID pcommon.SpanID // original id when the shared rule rewrote spanID
+	// reportedParent is the parentId a shared SERVER span was reported
+	// with, which the shared rule replaced: kept as a link.
+	reportedParent pcommon.SpanID
+	kind           ptrace.SpanKind
+	name           strRef
+	ts, dur        int64 // µs
+	hasTS          bool
+	local          zEndpoint
+	remote         zEndpoint
+	hasRemote      bool
+	hasLocal       bool
+	shared         bool
 	// tags[tagLo:tagHi] and annos[annoLo:annoHi] of the decoder
 	tagLo, tagHi   int
 	annoLo, annoHi int
@@ -298,10 +301,15 @@ func (s *zSpan) noteTag(key []byte, i int) {
 }
 
 // applySharedRule gives a shared SERVER span its derived id and makes the
-// id it shares with the CLIENT half its parent.
+// id it shares with the CLIENT half its parent. The parent it was reported
+// with is kept, as a link (see appendSpan): if the CLIENT half never
+// arrives, that is where the span belongs.
 func (s *zSpan) applySharedRule() {
 	if !s.shared || s.kind != ptrace.SpanKindServer {
 		return
+	}
+	if s.parentID != s.spanID {
+		s.reportedParent = s.parentID
 	}
 	s.sharedID = s.spanID
 	s.parentID = s.spanID

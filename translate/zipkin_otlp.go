@@ -36,6 +36,9 @@ const (
 	fSpanEnd              = 8
 	fSpanAttrs            = 9
 	fSpanEvents           = 11
+	fSpanLinks            = 13
+	fLinkTraceID          = 1
+	fLinkSpanID           = 2
 	fSpanStatus           = 15
 	fEventTime            = 1
 	fEventName            = 2
@@ -231,8 +234,11 @@ func (d *zDecoder) appendSpan(b []byte, z *zSpan) []byte {
 	}
 
 	// Status: otel.status_code (OK/ERROR) wins; else the Zipkin error tag,
-	// whose value is the message unless it is just "true" or "". The tags
-	// that made the status are not also kept as attributes.
+	// whose value is the message unless it is just "true" or "". With
+	// both, an ERROR's message is otel.status_description, else the error
+	// tag's (the Node Zipkin exporter sends both, the message in error).
+	// The tags that made the status are not also kept as attributes; an
+	// error message that differs from otel.status_description stays one.
 	drop := [3]int{z.statusTag, z.descTag, 0}
 	if z.kindTag > 0 && kind == ptrace.SpanKindInternal {
 		drop[2] = z.kindTag
@@ -249,7 +255,13 @@ func (d *zDecoder) appendSpan(b []byte, z *zSpan) []byte {
 			msg = d.bytesOf(d.tags[z.descTag-1].val)
 		}
 		if z.errTag > 0 && c == ptrace.StatusCodeError {
-			dropErr = z.errTag
+			v := d.bytesOf(d.tags[z.errTag-1].val)
+			switch {
+			case len(v) == 0 || bytes.EqualFold(v, []byte("true")) || bytes.Equal(v, msg):
+				dropErr = z.errTag
+			case len(msg) == 0:
+				msg, dropErr = v, z.errTag
+			}
 		}
 	default:
 		drop[0], drop[1] = 0, 0 // unknown otel.status_code values stay attributes
@@ -295,6 +307,14 @@ func (d *zDecoder) appendSpan(b []byte, z *zSpan) []byte {
 		if a.val.n > 0 {
 			b = appendBytesField(b, fEventName, d.bytesOf(a.val))
 		}
+	}
+
+	if z.reportedParent != (pcommon.SpanID{}) {
+		size := sizeBytesField(len(z.traceID)) + sizeBytesField(len(z.reportedParent))
+		b = protowire.AppendTag(b, fSpanLinks, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(size))
+		b = appendBytesField(b, fLinkTraceID, z.traceID[:])
+		b = appendBytesField(b, fLinkSpanID, z.reportedParent[:])
 	}
 
 	if code != 0 || len(msg) > 0 {

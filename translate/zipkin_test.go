@@ -184,6 +184,32 @@ func TestZipkinFieldExpectations(t *testing.T) {
 			t.Errorf("%s = %q", AttrZipkinSharedSpanID, v.Str())
 		}
 	})
+	t.Run("shared server without its client half", func(t *testing.T) {
+		server := flatten(decodeFile(t, "envoy-shared-server-alone.json"))[0].span
+		reported := pcommon.SpanID{0x2a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f, 0x70, 0x81}
+		if server.ParentSpanID() != (pcommon.SpanID{0xf6, 0x6d, 0xc5, 0xd5, 0xcb, 0x9b, 0x8b, 0xa7}) {
+			t.Errorf("parent %s, want the shared id", server.ParentSpanID())
+		}
+		if server.Links().Len() != 1 || server.Links().At(0).SpanID() != reported || server.Links().At(0).TraceID() != server.TraceID() {
+			t.Errorf("links %d: the reported parentId %s is not kept as a link", server.Links().Len(), reported)
+		}
+	})
+	t.Run("error message next to otel.status_code", func(t *testing.T) {
+		spans := flatten(decodeFile(t, "node-zipkin-exporter.json"))
+		db, srv := spans[0].span, spans[1].span
+		if db.Status().Code() != ptrace.StatusCodeError || db.Status().Message() != "connect ECONNREFUSED 10.0.3.4:5432" {
+			t.Errorf("status %v %q, want ERROR with the error tag's message", db.Status().Code(), db.Status().Message())
+		}
+		if _, ok := db.Attributes().Get("error"); ok {
+			t.Error("error tag kept as an attribute too, though it is the status message")
+		}
+		if srv.Status().Message() != "internal error" {
+			t.Errorf("status message %q, want otel.status_description's", srv.Status().Message())
+		}
+		if v, _ := srv.Attributes().Get("error"); v.Str() != "connect ECONNREFUSED 10.0.3.4:5432" {
+			t.Errorf("error tag %q lost beside otel.status_description", v.Str())
+		}
+	})
 	t.Run("short ids", func(t *testing.T) {
 		sp := flatten(decodeFile(t, "short-ids.json"))[0].span
 		if sp.TraceID() != pcommon.TraceID([16]byte{15: 2}) || sp.SpanID() != pcommon.SpanID([8]byte{7: 2}) || sp.StartTimestamp() != 1000 {
@@ -319,7 +345,7 @@ func protoBodyFromJSON(t testing.TB, body []byte, littleEndian bool) []byte {
 
 // The proto decoder must agree with the JSON decoder on the same spans.
 func TestZipkinProtoMatchesJSON(t *testing.T) {
-	for _, name := range []string{"envoy-istio-v2.json", "envoy-shared-span.json", "short-ids.json", "missing-service.json"} {
+	for _, name := range []string{"envoy-istio-v2.json", "envoy-shared-span.json", "envoy-shared-server-alone.json", "node-zipkin-exporter.json", "short-ids.json", "missing-service.json"} {
 		for _, le := range []bool{false, true} {
 			body, err := os.ReadFile(filepath.Join("testdata/zipkin", name))
 			if err != nil {

@@ -191,18 +191,6 @@ func compareAll(ctx context.Context, o options, logf func(string, ...any)) (*rep
 	rep := &report{Date: time.Now(), Command: commandLine(o.args), Machine: readMachine(), Settings: o.set}
 	rep.Machine.GoVersion = runtime.Version()
 	e := &env{sutCPU: -1, traceportBin: o.traceport, jaegerBin: o.jaeger}
-	rep.Machine.Pinned = "not pinned"
-	if o.pin {
-		if err := pinSelf(o.genCPU); err != nil {
-			logf("not pinning: %v", err)
-		} else if _, err := exec.LookPath("taskset"); err != nil {
-			logf("not pinning: %v", err)
-		} else {
-			e.sutCPU = o.sutCPU
-			runtime.GOMAXPROCS(1)
-			rep.Machine.Pinned = fmt.Sprintf("system under test on core %d, generator and sink on core %d", o.sutCPU, o.genCPU)
-		}
-	}
 	if e.dir, err = os.MkdirTemp("", "traceport-compare-"); err != nil {
 		return nil, err
 	}
@@ -223,6 +211,20 @@ func compareAll(ctx context.Context, o options, logf func(string, ...any)) (*rep
 		}
 	}
 	rep.Machine.JaegerBinary = filepath.Base(e.jaegerBin)
+	// Pinned only after the builds: a child inherits the pin, and a go
+	// build on one core of a busy machine takes many minutes.
+	rep.Machine.Pinned = "not pinned"
+	if o.pin {
+		if err := pinSelf(o.genCPU); err != nil {
+			logf("not pinning: %v", err)
+		} else if _, err := exec.LookPath("taskset"); err != nil {
+			logf("not pinning: %v", err)
+		} else {
+			e.sutCPU = o.sutCPU
+			runtime.GOMAXPROCS(1)
+			rep.Machine.Pinned = fmt.Sprintf("system under test on core %d, generator and sink on core %d", o.sutCPU, o.genCPU)
+		}
+	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

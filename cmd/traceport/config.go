@@ -60,6 +60,7 @@ type Config struct {
 
 	BatchMaxSpans        int
 	BatchTimeout         time.Duration
+	ExportMaxBytes       byteSize
 	QueueSpans           int
 	QueueDir             string
 	QueueMaxBytes        int64
@@ -126,7 +127,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("traceport", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file with settings named like the flags (e.g. jaeger-protocol: otlp-http)")
-	fs.BoolVar(&c.CheckOnly, "validate", c.CheckOnly, "check the configuration, print it, and exit (0 if valid)")
+	fs.BoolVar(&c.CheckOnly, "validate", c.CheckOnly, "check the configuration, print it as a --config YAML file (jaeger-header values redacted), and exit (0 if valid)")
 
 	fs.StringVar(&c.Listen, "listen", c.Listen, "the one address for every protocol: Zipkin, OTLP gRPC/HTTP, Jaeger gRPC, /metrics, probes")
 	fs.Var(&c.AlsoListen, "also-listen", "extra address with the same handler, repeatable (e.g. :9411 and :4318 during a migration)")
@@ -155,6 +156,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 
 	fs.IntVar(&c.BatchMaxSpans, "batch-max-spans", c.BatchMaxSpans, "most spans in one export")
 	fs.DurationVar(&c.BatchTimeout, "batch-timeout", c.BatchTimeout, "longest a span waits for its batch to fill")
+	fs.Var(&c.ExportMaxBytes, "export-max-bytes", fmt.Sprintf("largest export (uncompressed, K/M/G/Ki/Mi/Gi suffixes): batches fill up to it and larger requests are cut at span boundaries; a single span over it is dropped (reason too_large). Default: what Jaeger and the Collector take at their defaults, %d (4 MiB less framing room) for otlp-grpc and jaeger-grpc, %d (20 MiB) for otlp-http", exporter.GRPCExportMaxBytes, exporter.HTTPExportMaxBytes))
 	fs.IntVar(&c.QueueSpans, "queue-spans", c.QueueSpans, "export queue capacity in spans; when full, requests are refused with 429 / RESOURCE_EXHAUSTED")
 	fs.StringVar(&c.QueueDir, "queue-dir", c.QueueDir, "directory for a persistent queue: spans are written there before the client is answered, replayed after a restart or crash; empty: memory only")
 	fs.Int64Var(&c.QueueMaxBytes, "queue-max-bytes", c.QueueMaxBytes, "disk the --queue-dir may use; when full, requests are refused as at --queue-spans")
@@ -218,6 +220,48 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// print writes what --validate shows: a line saying the configuration is
+// valid, then every setting as traceport will run with it, as a YAML
+// --config file (keys are the flag names, sorted), with the values of
+// jaeger-header, which may carry credentials, redacted.
+func (c Config) print(w io.Writer) error {
+	if c.ExportMaxBytes == 0 { // the protocol's default, shown resolved
+		c.ExportMaxBytes = byteSize(exporter.DefaultExportMaxBytes(c.JaegerProtocol))
+	}
+	fs := c.flagSet(io.Discard)
+	doc := map[string]any{}
+	fs.VisitAll(func(f *flag.Flag) {
+		switch v := f.Value.(type) {
+		case *stringList:
+			doc[f.Name] = []string(*v)
+		case *byteSize:
+			doc[f.Name] = int64(*v)
+		case *headerMap:
+			redacted := map[string]string{}
+			for k := range *v {
+				redacted[k] = "<redacted>"
+			}
+			doc[f.Name] = redacted
+		case flag.Getter:
+			if d, ok := v.Get().(time.Duration); ok {
+				doc[f.Name] = d.String()
+			} else {
+				doc[f.Name] = v.Get()
+			}
+		default:
+			doc[f.Name] = f.Value.String()
+		}
+	})
+	delete(doc, "config")
+	delete(doc, "validate")
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("print configuration: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "# configuration is valid; traceport runs with (jaeger-header values redacted):\n%s", out)
+	return err
 }
 
 // splitRepeatable splits a comma-separated environment value for repeatable
@@ -372,6 +416,7 @@ func (c *Config) exporterConfig(tlsConf *tls.Config) exporter.Config {
 		Kafka:                c.kafkaOrZero(),
 		BatchMaxSpans:        c.BatchMaxSpans,
 		BatchTimeout:         c.BatchTimeout,
+		ExportMaxBytes:       int(c.ExportMaxBytes),
 		QueueSpans:           c.QueueSpans,
 		QueueDir:             c.QueueDir,
 		QueueMaxBytes:        c.QueueMaxBytes,

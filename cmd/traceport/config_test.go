@@ -78,6 +78,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	f(nil, "queue-spans: lots\n", "queue-spans")
 	f([]string{"--jaeger-header", "novalue"}, "", "KEY=VALUE")
 	f([]string{"--fast-paths", "no"}, "", "fast-paths")
+	f([]string{"--export-max-bytes", "10"}, "", "export-max-bytes")
+	f([]string{"--export-max-bytes", "-1"}, "", "export-max-bytes")
 }
 
 // TestFastPathsSwitch: --fast-paths=off (flag, environment or file) turns
@@ -167,5 +169,32 @@ func TestPushWaitsOnlyWithFsyncAlways(t *testing.T) {
 		if got := cfg.receiverConfig(nil).PushWaits; got != c.want {
 			t.Errorf("%v: PushWaits %v, want %v", c.args, got, c.want)
 		}
+	}
+}
+
+// TestValidatePrints: --validate prints the settings traceport would run
+// with, as a --config file that loads back to the same settings, with
+// jaeger-header values (credentials) redacted and defaults resolved.
+func TestValidatePrints(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"--validate", "--jaeger", "j:4318", "--jaeger-protocol", "otlp-http", "--jaeger-header", "authorization=Bearer s3cret", "--also-listen", ":9411", "--queue-spans", "50000"}
+	if code := run(args, env(nil), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	printed := out.String()
+	if strings.Contains(printed, "s3cret") || !strings.Contains(printed, "authorization: <redacted>") {
+		t.Errorf("jaeger-header not redacted:\n%s", printed)
+	}
+	if !strings.Contains(printed, "export-max-bytes: 20971520") {
+		t.Errorf("export-max-bytes not resolved to otlp-http's default:\n%s", printed)
+	}
+	file := filepath.Join(t.TempDir(), "printed.yaml")
+	os.WriteFile(file, out.Bytes(), 0o644)
+	cfg, err := loadConfig([]string{"--config", file}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("printed configuration does not load back: %v\n%s", err, printed)
+	}
+	if cfg.Jaeger != "j:4318" || cfg.JaegerProtocol != "otlp-http" || cfg.QueueSpans != 50000 || cfg.AlsoListen.String() != ":9411" || cfg.ExportMaxBytes != 20<<20 {
+		t.Errorf("loaded back: %+v", cfg)
 	}
 }

@@ -51,7 +51,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	if cfg.CheckOnly {
-		fmt.Fprintf(stdout, "configuration is valid\n")
+		if err := cfg.print(stdout); err != nil {
+			fmt.Fprintf(stderr, "traceport: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	log := newLogger(cfg, stderr)
