@@ -204,7 +204,8 @@ func visitSpan(b []byte, v OTLPVisitor) error {
 }
 
 // KeyValueString returns a KeyValue's key and, if its value is a string,
-// the string: the last string_value seen, as a decoder would keep it.
+// the string, as ScanOTLP reads them: the last key; the value's oneof
+// member is the last one set, across repeated value fields.
 func KeyValueString(kv []byte) (key, str []byte) {
 	for len(kv) > 0 {
 		f, n := NextField(kv)
@@ -219,17 +220,32 @@ func KeyValueString(kv []byte) (key, str []byte) {
 		case 1:
 			key = f.Value
 		case 2:
-			for val := f.Value; len(val) > 0; {
-				g, m := NextField(val)
-				if m < 0 {
-					break
-				}
-				val = val[m:]
-				if g.Num == 1 && g.Type == protowire.BytesType {
-					str = g.Value
+			if kind, s := anyValueString(f.Value); kind != 0 {
+				str = s
+				if kind != 1 {
+					str = nil
 				}
 			}
 		}
 	}
 	return key, str
+}
+
+// anyValueString returns the last oneof member set in an AnyValue (0:
+// none) and its last string_value.
+func anyValueString(val []byte) (kind protowire.Number, str []byte) {
+	for len(val) > 0 {
+		g, m := NextField(val)
+		if m < 0 {
+			break
+		}
+		val = val[m:]
+		if g.Num >= 1 && g.Num <= 8 {
+			kind = g.Num
+		}
+		if g.Num == 1 && g.Type == protowire.BytesType {
+			str = g.Value
+		}
+	}
+	return kind, str
 }
