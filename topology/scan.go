@@ -78,7 +78,7 @@ func (sc *scanner) OTLPSpan(sp translate.OTLPSpan) {
 	case kindClient: // only CLIENT spans name a peer
 		s.kind = kindClient
 		var h hint
-		for rest := sp.Raw; len(rest) > 0; {
+		for rest := sp.Attributes; len(rest) > 0; {
 			f, n := translate.NextField(rest)
 			if n < 0 {
 				break

@@ -343,8 +343,9 @@ var otlpSpanWire = [17]int8{0, 2, 2, 2, 2, 2, 0, 1, 1, 2, 0, 2, 0, 2, 0, 2, 5}
 // the error message.
 func otlpSpanFast(b []byte, s *OTLPSpan) bool {
 	*s = OTLPSpan{Raw: b}
-	i := 0
+	i, attrLo := 0, -1
 	for i < len(b) {
+		at := i
 		tag := b[i]
 		if tag == 0x85 && i+6 <= len(b) && b[i+1] == 0x01 {
 			i += 6 // flags (16, fixed32): the one field with a two-byte tag
@@ -394,6 +395,10 @@ func otlpSpanFast(b []byte, s *OTLPSpan) bool {
 				if !otlpPlainKV(b[i : i+l]) {
 					return false
 				}
+				if attrLo < 0 {
+					attrLo = at
+				}
+				s.Attributes = b[attrLo : i+l]
 			case 11:
 				if otlpScanEvent(b[i:i+l], 0) != nil {
 					return false
@@ -439,7 +444,7 @@ func otlpScanSpan(b []byte, base int, s *OTLPSpan) *otlpError {
 		return nil
 	}
 	*s = OTLPSpan{Raw: b}
-	attrIdx, eventIdx, linkIdx := 0, 0, 0
+	attrIdx, eventIdx, linkIdx, attrLo := 0, 0, 0, 0
 	for pos := 0; pos < len(b); {
 		f, next, err := otlpNextField(b, pos, base)
 		if err != nil {
@@ -474,6 +479,10 @@ func otlpScanSpan(b []byte, base int, s *OTLPSpan) *otlpError {
 			if err := otlpScanAttribute(b, base, f, attrIdx); err != nil {
 				return err
 			}
+			if attrIdx == 0 {
+				attrLo = f.tagOff - base
+			}
+			s.Attributes = b[attrLo : f.end-base]
 			attrIdx++
 		case 11:
 			if err := otlpScanEvent(b[f.start-base:f.end-base], f.start); err != nil {

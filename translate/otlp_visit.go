@@ -24,6 +24,10 @@ type OTLPSpan struct {
 	SpanID       []byte // 8 bytes, or empty
 	ParentSpanID []byte // 8 bytes, or empty: a root
 	Kind         uint64 // SpanKind (2 SERVER, 3 CLIENT, ...)
+	// Attributes is the part of Raw from the first attributes field to
+	// the end of the last (encoders write them together): a visitor that
+	// reads attributes walks only this.
+	Attributes []byte
 }
 
 // SpanKind values a visitor tells apart.
@@ -182,13 +186,20 @@ func visitResourceSpans(b []byte, v OTLPVisitor) error {
 
 func visitSpan(b []byte, v OTLPVisitor) error {
 	s := OTLPSpan{Raw: b}
+	attrLo := -1
 	for rest := b; len(rest) > 0; {
 		f, n := NextField(rest)
 		if n < 0 {
 			return errVisit
 		}
+		at := len(b) - len(rest)
 		rest = rest[n:]
 		switch {
+		case f.Num == 9 && f.Type == protowire.BytesType:
+			if attrLo < 0 {
+				attrLo = at
+			}
+			s.Attributes = b[attrLo : at+n]
 		case f.Num == 1 && f.Type == protowire.BytesType:
 			s.TraceID = f.Value
 		case f.Num == 2 && f.Type == protowire.BytesType:

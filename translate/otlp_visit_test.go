@@ -18,7 +18,7 @@ func (l *visitLog) OTLPResource(service, namespace []byte) {
 }
 
 func (l *visitLog) OTLPSpan(s OTLPSpan) {
-	fmt.Fprintf(l, "span %x %x %x %d %d\n", s.TraceID, s.SpanID, s.ParentSpanID, s.Kind, len(s.Raw))
+	fmt.Fprintf(l, "span %x %x %x %d %d %x\n", s.TraceID, s.SpanID, s.ParentSpanID, s.Kind, len(s.Raw), s.Attributes)
 }
 
 // checkVisitsAgree asserts that VisitOTLP (the walk for requests traceport
