@@ -79,6 +79,13 @@ func (sc *scanner) OTLPSpan(sp translate.OTLPSpan) {
 		s.kind = kindClient
 		var h hint
 		for rest := sp.Attributes; len(rest) > 0; {
+			// One-byte length, as nearly every attribute has: read here,
+			// not by a call (5% of an SDK request's validate-and-observe).
+			if len(rest) >= 2 && rest[0] == fSpanAttributes<<3|2 && rest[1] < 0x80 && int(rest[1]) <= len(rest)-2 {
+				h.attr(rest[2 : 2+int(rest[1])])
+				rest = rest[2+int(rest[1]):]
+				continue
+			}
 			f, n := translate.NextField(rest)
 			if n < 0 {
 				break

@@ -90,7 +90,16 @@ func EachField(b []byte, fn func(num protowire.Number, typ protowire.Type, field
 	for pos := 0; pos < len(b); {
 		f, n := NextField(b[pos:])
 		if n < 0 || f.Num < protowire.MinValidNumber || f.Num > protowire.MaxValidNumber {
-			return fmt.Errorf("otlp: bad field at offset %d", pos)
+			// Groups, and every error: protowire's general rules.
+			num, typ, tn := protowire.ConsumeTag(b[pos:])
+			if tn < 0 {
+				return fmt.Errorf("otlp: bad field tag at offset %d: %w", pos, protowire.ParseError(tn))
+			}
+			m := protowire.ConsumeFieldValue(num, typ, b[pos+tn:])
+			if m < 0 {
+				return fmt.Errorf("otlp: bad field %d at offset %d: %w", num, pos, protowire.ParseError(m))
+			}
+			f, n = WireField{Num: num, Type: typ}, tn+m
 		}
 		if err := fn(f.Num, f.Type, b[pos:pos+n], f.Value); err != nil {
 			return err
