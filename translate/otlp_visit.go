@@ -184,22 +184,31 @@ func visitResourceSpans(b []byte, v OTLPVisitor) error {
 	return nil
 }
 
+// visitSpan reads a span's fields in one loop, with no call for the
+// one-byte tags and lengths encoders write (a NextField call per field made
+// Observe of an Envoy request about 1.6 times as slow).
 func visitSpan(b []byte, v OTLPVisitor) error {
 	s := OTLPSpan{Raw: b}
 	attrLo := -1
-	for rest := b; len(rest) > 0; {
-		f, n := NextField(rest)
-		if n < 0 {
+	for i := 0; i < len(b); {
+		var f WireField
+		n := 0
+		if t := b[i]; t < 0x80 && i+1 < len(b) && b[i+1] < 0x80 && (t&7 == 0 || t&7 == 2 && int(b[i+1]) <= len(b)-i-2) {
+			f.Num, f.Type = protowire.Number(t>>3), protowire.Type(t&7)
+			if f.Type == protowire.BytesType {
+				f.Value, n = b[i+2:i+2+int(b[i+1])], 2+int(b[i+1])
+			} else {
+				f.Varint, n = uint64(b[i+1]), 2
+			}
+		} else if f, n = NextField(b[i:]); n < 0 {
 			return errVisit
 		}
-		at := len(b) - len(rest)
-		rest = rest[n:]
 		switch {
 		case f.Num == 9 && f.Type == protowire.BytesType:
 			if attrLo < 0 {
-				attrLo = at
+				attrLo = i
 			}
-			s.Attributes = b[attrLo : at+n]
+			s.Attributes = b[attrLo : i+n]
 		case f.Num == 1 && f.Type == protowire.BytesType:
 			s.TraceID = f.Value
 		case f.Num == 2 && f.Type == protowire.BytesType:
@@ -209,6 +218,7 @@ func visitSpan(b []byte, v OTLPVisitor) error {
 		case f.Num == 6 && f.Type == protowire.VarintType:
 			s.Kind = f.Varint
 		}
+		i += n
 	}
 	v.OTLPSpan(s)
 	return nil
