@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/traceport/traceport/translate"
 )
 
 // Field numbers of the OTLP trace messages the wire walker reads
@@ -15,10 +17,7 @@ const (
 	fieldSpanTraceID          = 1 // Span.trace_id
 )
 
-var (
-	errWire  = errors.New("malformed OTLP request")
-	errFound = errors.New("found") // ends a walk early; never returned
-)
+var errFound = errors.New("found") // ends a walk early; never returned
 
 // wireSpans is a serialized ExportTraceServiceRequest (or several,
 // concatenated) taken apart down to its spans without decoding them: every
@@ -53,13 +52,13 @@ func walkSpans(data []byte, spans int, w *wireSpans) error {
 	w.spans = make([]wireSpan, 0, spans)
 	resIndex := map[string]int{}
 	scopeIndex := map[wireScopeKey]int{}
-	return eachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+	return translate.EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		if num != fieldRequestResourceSpans || typ != protowire.BytesType {
 			return nil
 		}
 		var header []byte
 		var scopes [][]byte
-		err := eachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		err := translate.EachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num != fieldResourceScopeSpans || typ != protowire.BytesType {
 				header = append(header, field...)
 			} else {
@@ -93,13 +92,13 @@ type wireScopeKey struct {
 func walkScope(data []byte, res int, w *wireSpans, index map[wireScopeKey]int) error {
 	var header []byte
 	first := len(w.spans)
-	err := eachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+	err := translate.EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		if num != fieldScopeSpans || typ != protowire.BytesType {
 			header = append(header, field...)
 			return nil
 		}
 		s := wireSpan{data: value}
-		err := eachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		err := translate.EachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num == fieldSpanTraceID && typ == protowire.BytesType && len(value) == 16 {
 				copy(s.traceID[:], value)
 				return errFound // encoders write it first: the rest need not be read
@@ -123,35 +122,6 @@ func walkScope(data []byte, res int, w *wireSpans, index map[wireScopeKey]int) e
 		w.spans[i].scope = scope
 	}
 	return err
-}
-
-// eachField calls fn with every field of the message in data: its number,
-// wire type, whole encoding (tag included) and, for length-delimited
-// fields, the value's bytes.
-func eachField(data []byte, fn func(num protowire.Number, typ protowire.Type, field, value []byte) error) error {
-	for len(data) > 0 {
-		num, typ, n := protowire.ConsumeTag(data)
-		if n < 0 {
-			return errWire
-		}
-		m := protowire.ConsumeFieldValue(num, typ, data[n:])
-		if m < 0 {
-			return errWire
-		}
-		var value []byte
-		if typ == protowire.BytesType {
-			v, k := protowire.ConsumeBytes(data[n:])
-			if k < 0 {
-				return errWire
-			}
-			value = v
-		}
-		if err := fn(num, typ, data[:n+m], value); err != nil {
-			return err
-		}
-		data = data[n+m:]
-	}
-	return nil
 }
 
 // appendRequest appends the spans picked (indexes into w.spans) to dst as

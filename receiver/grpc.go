@@ -154,7 +154,7 @@ func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, e
 // held in buf (which it frees or hands on), for both gRPC paths. It returns
 // the response message, or a gRPC status error already counted.
 func (rc *Receiver) exportOTLP(client string, data []byte, buf mem.Buffer) ([]byte, error) {
-	data, counts, rejected, err := scanOTLP(data)
+	data, counts, seen, rejected, err := rc.scanOTLP(protoOTLPGRPC, data)
 	owned := buf
 	if err != nil || rejected.Spans > 0 { // refused, or forwarded as a filtered copy
 		buf.Free()
@@ -164,7 +164,7 @@ func (rc *Receiver) exportOTLP(client string, data []byte, buf mem.Buffer) ([]by
 		return nil, rc.grpcRefusal(protoOTLPGRPC, refuse(reasonMalformed, "%v", err))
 	}
 	rc.sources.rejectSpans(protoOTLPGRPC, reasonInvalidSpan, rejected.Spans)
-	if err := rc.ingestOwned(protoOTLPGRPC, encProto, client, data, owned, counts, true); err != nil {
+	if err := rc.ingestSeen(protoOTLPGRPC, encProto, client, data, owned, counts, seen, true); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
 	return translate.OTLPPartialSuccess(int64(rejected.Spans), rejected.Reason), nil

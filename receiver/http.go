@@ -180,11 +180,12 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		data     []byte
 		owned    mem.Buffer
 		counts   []translate.ServiceCount
+		seen     translate.OTLPVisitor // the observer's view of the walk, if it watched
 		rejected translate.Rejected
 		err      error
 	)
 	if enc == encProto {
-		data, counts, rejected, err = scanOTLP(body.Bytes())
+		data, counts, seen, rejected, err = rc.scanOTLP(protoOTLPHTTP, body.Bytes())
 		if err == nil && rejected.Spans == 0 {
 			// The body buffer goes back to its pool: the request is copied
 			// into a pooled buffer that the exporter frees after export.
@@ -200,7 +201,7 @@ func (rc *Receiver) handleOTLPHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.sources.rejectSpans(protoOTLPHTTP, reasonInvalidSpan, rejected.Spans)
-	err = rc.ingestOwned(protoOTLPHTTP, enc, r.RemoteAddr, data, owned, counts, true)
+	err = rc.ingestSeen(protoOTLPHTTP, enc, r.RemoteAddr, data, owned, counts, seen, true)
 	hold.Free() // queued or refused: the body is done with
 	if err != nil {
 		rc.rejectHTTP(w, protoOTLPHTTP, enc, asRefusal(err))

@@ -21,16 +21,28 @@ func (rc *Receiver) ingest(protocol, encoding, client string, data []byte, count
 // or nil): owned goes to a BufferSink, or is left to the garbage collector
 // with a sink that keeps plain slices.
 func (rc *Receiver) ingestOwned(protocol, encoding, client string, data []byte, owned mem.Buffer, counts []translate.ServiceCount, retrying bool) error {
+	return rc.ingestSeen(protocol, encoding, client, data, owned, counts, nil, retrying)
+}
+
+// ingestSeen is ingestOwned for a request whose validation walk the
+// observer already watched through seen (from scanOTLP); nil: it has not,
+// and is handed the request whole.
+func (rc *Receiver) ingestSeen(protocol, encoding, client string, data []byte, owned mem.Buffer, counts []translate.ServiceCount, seen translate.OTLPVisitor, retrying bool) error {
 	spans := 0
 	for _, c := range counts {
 		spans += c.Spans
 	}
 	if spans == 0 {
+		rc.unseen(seen)
 		release(owned)
 		return nil
 	}
-	if rc.cfg.Observer != nil {
-		rc.cfg.Observer.Observe(protocol, data)
+	if obs := rc.cfg.Observer; obs != nil {
+		if seen != nil {
+			obs.End(seen, true)
+		} else {
+			obs.Observe(protocol, data)
+		}
 	}
 	// Counted as received and in the sink's accounts in one step as far
 	// as a scrape can tell (sources.books), but no wait of the sink's is
@@ -88,21 +100,43 @@ func (rc *Receiver) retryAfter() (d time.Duration) {
 	return d
 }
 
-// scanOTLP validates and counts an OTLP request. Spans that alone make it
-// invalid are left out and reported (OTLP partial success) instead of
-// refusing the whole request. The returned data aliases the input when
-// nothing was left out.
-func scanOTLP(data []byte) ([]byte, []translate.ServiceCount, translate.Rejected, error) {
-	counts, err := translate.ScanOTLP(data, nil)
-	if err == nil {
-		return data, counts, translate.Rejected{}, nil
+// scanOTLP validates and counts an OTLP request, and shows the walk to the
+// observer: seen goes to ingestSeen, which tells the observer the verdict
+// (no error here: the observer has already been told). Spans that alone
+// make the request invalid are left out and reported (OTLP partial
+// success) instead of refusing the whole request. The returned data
+// aliases the input when nothing was left out.
+func (rc *Receiver) scanOTLP(protocol string, data []byte) (_ []byte, counts []translate.ServiceCount, seen translate.OTLPVisitor, _ translate.Rejected, err error) {
+	if counts, seen, err = rc.scanSeen(protocol, data); err == nil {
+		return data, counts, seen, translate.Rejected{}, nil
 	}
 	filtered, rejected, ferr := translate.FilterOTLP(data)
 	if ferr != nil || rejected.Spans == 0 {
-		return nil, nil, translate.Rejected{}, err
+		return nil, nil, nil, translate.Rejected{}, err
 	}
-	if counts, err = translate.ScanOTLP(filtered, nil); err != nil {
-		return nil, nil, translate.Rejected{}, err
+	if counts, seen, err = rc.scanSeen(protocol, filtered); err != nil {
+		return nil, nil, nil, translate.Rejected{}, err
 	}
-	return filtered, counts, rejected, nil
+	return filtered, counts, seen, rejected, nil
+}
+
+// scanSeen is one validation walk, watched by the observer if there is one.
+func (rc *Receiver) scanSeen(protocol string, data []byte) ([]translate.ServiceCount, translate.OTLPVisitor, error) {
+	var seen translate.OTLPVisitor
+	if rc.cfg.Observer != nil {
+		seen = rc.cfg.Observer.Begin(protocol)
+	}
+	counts, err := translate.ScanOTLPVisit(data, nil, seen)
+	if err != nil {
+		rc.unseen(seen)
+		return nil, nil, err
+	}
+	return counts, seen, nil
+}
+
+// unseen tells the observer that the request seen watched is not taken.
+func (rc *Receiver) unseen(seen translate.OTLPVisitor) {
+	if seen != nil {
+		rc.cfg.Observer.End(seen, false)
+	}
 }

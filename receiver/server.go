@@ -42,17 +42,24 @@ type Config struct {
 	// traceport_received_spans_total so that every scrape sees both sides
 	// of the accounting identity at the same instant.
 	Accounts prometheus.Collector
-	// Observer, if set, sees every accepted request's spans (serialized
-	// OTLP) before they are handed to the sink; it must not keep data.
+	// Observer, if set, sees every accepted request's spans before they
+	// are handed to the sink; it must not keep data.
 	Observer Observer
 	// Pages, if set, serves GET / and /api/... (dependency preview, sources);
 	// nil: those paths are 404.
 	Pages http.Handler
 }
 
-// Observer watches the spans going through, e.g. for trace health.
+// Observer watches the spans going through, e.g. for trace health. An
+// OTLP request is shown to it during the receiver's validation walk, so
+// that it is walked once: Begin returns the visitor for that walk, End
+// says whether the request was accepted (before its bytes go to the sink).
+// A request the receiver converted itself (Zipkin, Jaeger) is handed over
+// whole to Observe, serialized as OTLP.
 type Observer interface {
 	Observe(protocol string, data []byte)
+	Begin(protocol string) translate.OTLPVisitor
+	End(v translate.OTLPVisitor, accepted bool)
 }
 
 // Receiver is the one port. Create it with New, give it listeners with

@@ -65,7 +65,10 @@
 // count means the ratios are pessimistic and the limits too small for the
 // traffic.
 //
-// The Observe hot path costs one protobuf walk of the request plus a few
-// map operations per span, under one lock per shard (spans are sharded by
-// trace id, so a parent and its child always meet in the same shard).
+// The tracker does not walk OTLP requests itself: it is shown the
+// receiver's validation walk (Begin, translate.ScanOTLPVisit, End), and
+// walks only requests the receiver converted itself (Observe, with
+// translate.VisitOTLP). Its cost is then a few map operations per span,
+// under one lock per shard (spans are sharded by trace id, so a parent and
+// its child always meet in the same shard).
 package topology

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/traceport/traceport/translate"
 )
 
 // obsSpan is what Observe keeps of one span while it handles a request.
@@ -16,337 +18,116 @@ type obsSpan struct {
 	kind       uint8  // kindClient, kindServer, or 0 for the other kinds
 }
 
-// scanner walks one serialized ExportTraceServiceRequest. The receiver has
-// validated it; on anything unexpected the scanner stops rather than guess.
+// scanner is shown one request's resources and spans by the receiver's
+// validation walk (translate.ScanOTLPVisit) and keeps what it needs aside
+// until the request is accepted (Tracker.End): a refused request leaves no
+// trace in the tables, not even a name.
 type scanner struct {
-	spans  []obsSpan
-	order  []int32
-	names  *names
-	path   uint32
-	sample uint32 // see Tracker.sample
+	resources []obsResource
+	hints     []hint // CLIENT spans' peer hints; obsSpan.peer is index+1 until End
+	spans     []obsSpan
+	order     []int32
+	names     *names
+	path      uint32
+	sample    uint32 // see Tracker.sample
 }
 
-// OTLP field numbers (opentelemetry/proto/trace/v1/trace.proto).
+// obsResource is one ResourceSpans' service and namespace, slices of the
+// request; obsSpan.svc is its index until End.
+type obsResource struct{ service, namespace []byte }
+
+// Field numbers and values read here (opentelemetry/proto/trace/v1/trace.proto).
 const (
-	fReqResourceSpans    = 1
-	fRSResource          = 1
-	fRSScopeSpans        = 2
-	fResAttributes       = 1
-	fSSSpans             = 2
-	fSpanTraceID         = 1
-	fSpanID              = 2
-	fSpanParentID        = 4
-	fSpanKind            = 6
 	fSpanAttributes      = 9
 	fKVKey               = 1
 	fKVValue             = 2
-	fAnyString           = 1
-	kindServer           = 2
-	kindClient           = 3
+	kindServer           = translate.SpanKindServer
+	kindClient           = translate.SpanKindClient
 	istioOutboundPrefix  = "outbound|"
 	kubernetesSvcMarker  = ".svc."
 	kubernetesSvcPostfix = ".svc"
 )
 
-// field is one protobuf field: its number, type, and payload (v for
-// length-delimited, x for varints).
-type field struct {
-	num protowire.Number
-	typ protowire.Type
-	v   []byte
-	x   uint64
-}
-
-// nextField reads one field off b; n < 0 on malformed input. Hand-rolled
-// for one-byte tags and lengths, which are nearly all of OTLP: Observe walks
-// every field of every span, and protowire's general path costs twice as much.
-func nextField(b []byte) (f field, n int) {
-	if len(b) == 0 {
-		return f, -1
-	}
-	tag := uint64(b[0])
-	n = 1
-	if tag >= 0x80 {
-		var m int
-		if tag, m = protowire.ConsumeVarint(b); m < 0 {
-			return f, -1
-		}
-		n = m
-	}
-	f.num, f.typ = protowire.Number(tag>>3), protowire.Type(tag&7)
-	switch f.typ {
-	case protowire.VarintType, protowire.BytesType:
-		var x uint64
-		if n < len(b) && b[n] < 0x80 {
-			x = uint64(b[n])
-			n++
-		} else {
-			v, m := protowire.ConsumeVarint(b[n:])
-			if m < 0 {
-				return f, -1
-			}
-			x, n = v, n+m
-		}
-		if f.typ == protowire.VarintType {
-			f.x = x
-			return f, n
-		}
-		if x > uint64(len(b)-n) {
-			return f, -1
-		}
-		f.v = b[n : n+int(x)]
-		return f, n + int(x)
-	case protowire.Fixed64Type:
-		n += 8
-	case protowire.Fixed32Type:
-		n += 4
-	default:
-		return f, -1
-	}
-	if n > len(b) {
-		return f, -1
-	}
-	return f, n
-}
-
 func (sc *scanner) watched(trace uint64) bool { return uint32(trace) <= sc.sample }
 
-func (sc *scanner) request(b []byte) {
-	for len(b) > 0 {
-		f, n := nextField(b)
-		if n < 0 {
-			return
-		}
-		b = b[n:]
-		if f.num == fReqResourceSpans && f.typ == protowire.BytesType {
-			sc.resourceSpans(f.v)
-		}
-	}
+// OTLPResource implements translate.OTLPVisitor.
+func (sc *scanner) OTLPResource(service, namespace []byte) {
+	sc.resources = append(sc.resources, obsResource{service, namespace})
 }
 
-func (sc *scanner) resourceSpans(b []byte) {
-	var service, namespace []byte
-	for rest := b; len(rest) > 0; {
-		f, n := nextField(rest)
-		if n < 0 {
-			return
-		}
-		rest = rest[n:]
-		if f.num == fRSResource && f.typ == protowire.BytesType {
-			service, namespace = resourceAttrs(f.v)
-		}
-	}
-	if len(service) == 0 {
-		service = []byte("unknown_service")
-	}
-	svc := sc.names.intern(service)
-	info := sc.names.info(svc)
-	info.addPath(sc.path)
-	if len(namespace) > 0 {
-		info.setNamespace(namespace)
-	}
-	for rest := b; len(rest) > 0; {
-		f, n := nextField(rest)
-		if n < 0 {
-			return
-		}
-		rest = rest[n:]
-		if f.num == fRSScopeSpans && f.typ == protowire.BytesType {
-			sc.scopeSpans(f.v, svc)
-		}
-	}
-}
-
-// resourceAttrs finds service.name and the namespace (k8s.namespace.name,
-// else service.namespace) among a Resource's attributes.
-func resourceAttrs(b []byte) (service, namespace []byte) {
-	var serviceNS []byte
-	for len(b) > 0 {
-		f, n := nextField(b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-		if f.num != fResAttributes || f.typ != protowire.BytesType {
-			continue
-		}
-		key, val := stringKV(f.v)
-		switch string(key) {
-		case "service.name":
-			if service == nil {
-				service = val
-			}
-		case "k8s.namespace.name":
-			namespace = val
-		case "service.namespace":
-			serviceNS = val
-		}
-	}
-	if len(namespace) == 0 {
-		namespace = serviceNS
-	}
-	return service, namespace
-}
-
-// stringKV returns a KeyValue's key and, if the value is a string, the value.
-func stringKV(b []byte) (key, val []byte) {
-	for len(b) > 0 {
-		f, n := nextField(b)
-		if n < 0 {
-			return nil, nil
-		}
-		b = b[n:]
-		if f.typ != protowire.BytesType {
-			continue
-		}
-		switch f.num {
-		case fKVKey:
-			key = f.v
-		case fKVValue:
-			for v := f.v; len(v) > 0; {
-				g, m := nextField(v)
-				if m < 0 {
-					break
-				}
-				v = v[m:]
-				if g.num == fAnyString && g.typ == protowire.BytesType {
-					val = g.v
-				}
-			}
-		}
-	}
-	return key, val
-}
-
-func (sc *scanner) scopeSpans(b []byte, svc uint32) {
-	for len(b) > 0 {
-		f, n := nextField(b)
-		if n < 0 {
-			return
-		}
-		b = b[n:]
-		if f.num == fSSSpans && f.typ == protowire.BytesType {
-			// Encoders write trace_id first: an unwatched trace's span is
-			// skipped without reading on.
-			if v := f.v; len(v) >= 18 && v[0] == 0x0a && v[1] == 16 && !sc.watched(traceKey(v[2:18])) {
-				continue
-			}
-			sc.span(f.v, svc)
-		}
-	}
-}
-
-func (sc *scanner) span(b []byte, svc uint32) {
-	var traceID, spanID, parentID []byte
-	var kind uint64
-	var h hint
-	// Only CLIENT spans name a peer. protobuf-go (SDKs) writes the kind (6)
-	// before the attributes (9), which are then read on the way; pdata
-	// (Collectors) writes fields in reverse, trace_id last: there the
-	// attributes' extent is noted and read once the span turns out to be
-	// a watched CLIENT span.
-	attrLo, attrHi := -1, -1
-	// The loop is nextField inlined by hand for the shapes spans have
-	// (one-byte tags): it runs for every field of every span.
-	for i := 0; i < len(b); {
-		at := i
-		tag := b[i]
-		if tag >= 0x80 {
-			_, n := nextField(b[i:]) // no span field we read has a two-byte tag
-			if n < 0 {
-				return
-			}
-			i += n
-			continue
-		}
-		i++
-		switch tag & 7 {
-		case 2:
-			if i >= len(b) {
-				return
-			}
-			l := int(b[i])
-			i++
-			if l >= 0x80 {
-				v, m := protowire.ConsumeVarint(b[i-1:])
-				if m < 0 || v > uint64(len(b)) {
-					return
-				}
-				l, i = int(v), i-1+m
-			}
-			if l > len(b)-i {
-				return
-			}
-			switch tag >> 3 {
-			case fSpanTraceID:
-				traceID = b[i : i+l]
-				if len(traceID) == 16 && !sc.watched(traceKey(traceID)) {
-					return
-				}
-			case fSpanID:
-				spanID = b[i : i+l]
-			case fSpanParentID:
-				parentID = b[i : i+l]
-			case fSpanAttributes:
-				switch {
-				case kind == kindClient:
-					h.attr(b[i : i+l])
-				case kind == 0:
-					if attrLo < 0 {
-						attrLo = at
-					}
-					attrHi = i + l
-				}
-			}
-			i += l
-		case 0:
-			v, m := protowire.ConsumeVarint(b[i:])
-			if m < 0 {
-				return
-			}
-			if tag>>3 == fSpanKind {
-				kind = v
-			}
-			i += m
-		case 1:
-			i += 8
-		case 5:
-			i += 4
-		default:
-			return
-		}
-	}
-	if len(traceID) != 16 || len(spanID) != 8 {
+// OTLPSpan implements translate.OTLPVisitor. An unwatched trace's span is
+// dropped on its trace id alone.
+func (sc *scanner) OTLPSpan(sp translate.OTLPSpan) {
+	if len(sp.TraceID) != 16 || len(sp.SpanID) != 8 || len(sc.resources) == 0 {
 		return
 	}
 	s := obsSpan{
-		trace: traceKey(traceID),
-		id:    binary.LittleEndian.Uint64(spanID),
-		svc:   svc,
+		trace: traceKey(sp.TraceID),
+		id:    binary.LittleEndian.Uint64(sp.SpanID),
+		svc:   uint32(len(sc.resources) - 1),
 	}
-	if len(parentID) == 8 {
-		s.parent = binary.LittleEndian.Uint64(parentID)
+	if !sc.watched(s.trace) {
+		return
 	}
-	if kind == kindServer {
+	if len(sp.ParentSpanID) == 8 {
+		s.parent = binary.LittleEndian.Uint64(sp.ParentSpanID)
+	}
+	switch sp.Kind {
+	case kindServer:
 		s.kind = kindServer
-	}
-	if kind == kindClient {
+	case kindClient: // only CLIENT spans name a peer
 		s.kind = kindClient
-		if attrLo >= 0 {
-			for rest := b[attrLo:attrHi]; len(rest) > 0; {
-				f, n := nextField(rest)
-				if n < 0 {
-					return
-				}
-				rest = rest[n:]
-				if f.num == fSpanAttributes && f.typ == protowire.BytesType {
-					h.attr(f.v)
-				}
+		var h hint
+		for rest := sp.Attributes; len(rest) > 0; {
+			// One-byte length, as nearly every attribute has: read here,
+			// not by a call (5% of an SDK request's validate-and-observe).
+			if len(rest) >= 2 && rest[0] == fSpanAttributes<<3|2 && rest[1] < 0x80 && int(rest[1]) <= len(rest)-2 {
+				h.attr(rest[2 : 2+int(rest[1])])
+				rest = rest[2+int(rest[1]):]
+				continue
+			}
+			f, n := translate.NextField(rest)
+			if n < 0 {
+				break
+			}
+			rest = rest[n:]
+			if f.Num == fSpanAttributes && f.Type == protowire.BytesType {
+				h.attr(f.Value)
 			}
 		}
-		s.peer = sc.peerID(&h, svc)
+		if h.prio != 0 {
+			sc.hints = append(sc.hints, h)
+			s.peer = uint32(len(sc.hints))
+		}
 	}
 	sc.spans = append(sc.spans, s)
+}
+
+// resolve turns what the walk kept into name ids, resource by resource in
+// request order, as names are first seen.
+func (sc *scanner) resolve() {
+	ids := sc.order[:0] // borrowed: add reuses it after
+	for _, r := range sc.resources {
+		service := r.service
+		if len(service) == 0 {
+			service = []byte("unknown_service")
+		}
+		svc := sc.names.intern(service)
+		info := sc.names.info(svc)
+		info.addPath(sc.path)
+		if len(r.namespace) > 0 {
+			info.setNamespace(r.namespace)
+		}
+		ids = append(ids, int32(svc))
+	}
+	for i := range sc.spans {
+		s := &sc.spans[i]
+		s.svc = uint32(ids[s.svc])
+		if s.peer != 0 {
+			s.peer = sc.peerID(&sc.hints[s.peer-1], s.svc)
+		}
+	}
+	sc.order = ids[:0]
 }
 
 // hint is the best peer name among a CLIENT span's attributes so far:
@@ -381,7 +162,7 @@ func (h *hint) attr(kv []byte) {
 	if h.prio != 0 && prio >= h.prio {
 		return
 	}
-	_, val := stringKV(kv)
+	_, val := translate.KeyValueString(kv)
 	if prio == 2 {
 		if !bytes.HasPrefix(val, []byte(istioOutboundPrefix)) {
 			return // inbound|…, PassthroughCluster, BlackHoleCluster: no callee name
@@ -418,13 +199,13 @@ func attrKey(kv []byte) []byte {
 	}
 	var key []byte
 	for len(kv) > 0 {
-		f, n := nextField(kv)
+		f, n := translate.NextField(kv)
 		if n < 0 {
 			return nil
 		}
 		kv = kv[n:]
-		if f.num == fKVKey && f.typ == protowire.BytesType {
-			key = f.v
+		if f.Num == fKVKey && f.Type == protowire.BytesType {
+			key = f.Value
 		}
 	}
 	return key

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/traceport/traceport/translate"
 )
 
 // Config bounds the tracker. Zero values take the defaults in brackets.
@@ -140,21 +142,42 @@ func New(cfg Config, reg prometheus.Registerer) *Tracker {
 	return t
 }
 
-// Observe records the spans of one accepted request: data is a serialized
-// OTLP ExportTraceServiceRequest, read and not kept. protocol is the
-// receiver's label ("zipkin" means sidecars and gateways; the rest, SDKs).
+// Observe records the spans of one accepted request that the receiver
+// wrote itself (Zipkin, Jaeger): data is a serialized OTLP
+// ExportTraceServiceRequest, read and not kept. protocol is the receiver's
+// label ("zipkin" means sidecars and gateways; the rest, SDKs). Requests
+// the receiver validates (OTLP) are shown during that walk instead: Begin.
 func (t *Tracker) Observe(protocol string, data []byte) {
+	v := t.Begin(protocol)
+	t.End(v, translate.VisitOTLP(data, v) == nil)
+}
+
+// Begin returns the visitor for the receiver's validation walk of one
+// request (translate.ScanOTLPVisit), so that the request is walked once.
+// Every Begin is paired with one End.
+func (t *Tracker) Begin(protocol string) translate.OTLPVisitor {
 	sc := t.scanners.Get().(*scanner)
-	sc.spans = sc.spans[:0]
+	sc.resources, sc.hints, sc.spans = sc.resources[:0], sc.hints[:0], sc.spans[:0]
 	sc.sample = t.sample
 	sc.path = pathApp
 	if protocol == "zipkin" {
 		sc.path = pathSidecar
 	}
-	sc.request(data)
-	if len(sc.spans) > 0 {
-		t.add(sc, t.cfg.Now().UnixNano())
+	return sc
+}
+
+// End records what v (from Begin) was shown if the request was accepted,
+// and forgets it otherwise. The request's bytes must still be valid.
+func (t *Tracker) End(v translate.OTLPVisitor, accepted bool) {
+	sc := v.(*scanner)
+	if accepted && len(sc.resources) > 0 {
+		sc.resolve()
+		if len(sc.spans) > 0 {
+			t.add(sc, t.cfg.Now().UnixNano())
+		}
 	}
+	clear(sc.resources) // slices of the request: not kept alive by the pool
+	clear(sc.hints)
 	t.scanners.Put(sc)
 }
 

@@ -7,5 +7,8 @@
 //
 // OTLP is not translated at all on the hot path: ScanOTLP validates a
 // serialized ExportTraceServiceRequest and counts its spans per service
-// without decoding it, so it can be forwarded byte for byte.
+// without decoding it, so it can be forwarded byte for byte; ScanOTLPVisit
+// shows the same walk to an OTLPVisitor (trace health), so a request is
+// walked once. NextField and EachField are the field readers for code that
+// picks or cuts fields of a validated request.
 package translate

@@ -59,7 +59,8 @@ func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error)
 		spanIdx := 0
 		err := EachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 			if num == 2 && typ == protowire.BytesType {
-				if serr := otlpScanSpan(value, 0); serr != nil {
+				var span OTLPSpan
+				if serr := otlpScanSpan(value, 0, &span); serr != nil {
 					rej.Add(fmt.Sprintf("resource_spans[%d].%s[%d].spans[%d]: %s", rsIdx, group, *idx, spanIdx, serr.msgPath()))
 					spanIdx++
 					return nil
@@ -83,27 +84,27 @@ func otlpFilterResourceSpans(b []byte, rsIdx int, rej *Rejected) ([]byte, error)
 // EachField calls fn with every field of a serialized protobuf message: its
 // number, wire type, the whole encoded field and, for length-delimited
 // fields, the value. It is the walker for code that cuts or copies OTLP
-// messages field by field (FilterOTLP, the exporter's splitter) without
-// decoding them.
+// messages field by field (FilterOTLP, the exporter's splitter and Kafka
+// grouping) without decoding them; it reads fields with NextField.
 func EachField(b []byte, fn func(num protowire.Number, typ protowire.Type, field, value []byte) error) error {
 	for pos := 0; pos < len(b); {
-		num, typ, n := protowire.ConsumeTag(b[pos:])
-		if n < 0 {
-			return fmt.Errorf("otlp: bad field tag at offset %d: %w", pos, protowire.ParseError(n))
+		f, n := NextField(b[pos:])
+		if n < 0 || f.Num < protowire.MinValidNumber || f.Num > protowire.MaxValidNumber {
+			// Groups, and every error: protowire's general rules.
+			num, typ, tn := protowire.ConsumeTag(b[pos:])
+			if tn < 0 {
+				return fmt.Errorf("otlp: bad field tag at offset %d: %w", pos, protowire.ParseError(tn))
+			}
+			m := protowire.ConsumeFieldValue(num, typ, b[pos+tn:])
+			if m < 0 {
+				return fmt.Errorf("otlp: bad field %d at offset %d: %w", num, pos, protowire.ParseError(m))
+			}
+			f, n = WireField{Num: num, Type: typ}, tn+m
 		}
-		m := protowire.ConsumeFieldValue(num, typ, b[pos+n:])
-		if m < 0 {
-			return fmt.Errorf("otlp: bad field %d at offset %d: %w", num, pos, protowire.ParseError(m))
-		}
-		field := b[pos : pos+n+m]
-		var value []byte
-		if typ == protowire.BytesType {
-			value, _ = protowire.ConsumeBytes(b[pos+n:])
-		}
-		if err := fn(num, typ, field, value); err != nil {
+		if err := fn(f.Num, f.Type, b[pos:pos+n], f.Value); err != nil {
 			return err
 		}
-		pos += n + m
+		pos += n
 	}
 	return nil
 }

@@ -21,6 +21,9 @@ func FuzzScanOTLP(f *testing.F) {
 		if (err == nil) != (err2 == nil) || !slices.Equal(again[:1], prior) || (err == nil && !slices.Equal(again[1:], counts)) {
 			t.Fatalf("scan with prior counts: %v, %v; alone: %v, %v", again, err2, counts, err)
 		}
+		// The observer's walk of requests traceport encoded shows what the
+		// validation walk shows.
+		checkVisitsAgree(t, data)
 	})
 }
 

@@ -37,6 +37,15 @@ const otlpServiceNameKey = "service.name"
 // equal to the one left in the next unused slot of counts is reused from
 // there, so a pooled counts slice makes steady-state scans allocation free.
 func ScanOTLP(data []byte, counts []ServiceCount) ([]ServiceCount, error) {
+	return ScanOTLPVisit(data, counts, nil)
+}
+
+// ScanOTLPVisit is ScanOTLP that also shows v (if not nil) each resource
+// and each span as it walks them, so that whoever watches spans shares the
+// one pass the receiver makes anyway. v sees a request's spans before the
+// verdict: it must keep what it saw aside until the caller knows the
+// request is accepted. Only spans under scope_spans are shown.
+func ScanOTLPVisit(data []byte, counts []ServiceCount, v OTLPVisitor) ([]ServiceCount, error) {
 	n0 := len(counts)
 	rsIdx := 0
 	for pos := 0; pos < len(data); {
@@ -51,7 +60,7 @@ func ScanOTLP(data []byte, counts []ServiceCount) ([]ServiceCount, error) {
 		if err := f.want(protowire.BytesType); err != nil {
 			return counts[:n0], err.under("resource_spans", rsIdx)
 		}
-		var rs otlpResourceScan
+		rs := otlpResourceScan{visitor: v}
 		if err := rs.scan(data[f.start:f.end], f.start); err != nil {
 			return counts[:n0], err.under("resource_spans", rsIdx)
 		}
@@ -98,6 +107,9 @@ type otlpResourceScan struct {
 	scopeSpans   int    // spans under scope_spans (field 2)
 	hasScope     bool   // scope_spans present, even empty: field 1000 is then ignored
 	legacySpans  int    // spans under instrumentation_library_spans (field 1000)
+
+	visitor          OTLPVisitor
+	k8sNS, serviceNS []byte // last k8s.namespace.name / service.namespace string, for the visitor
 }
 
 func (rs *otlpResourceScan) spans() int {
@@ -108,6 +120,34 @@ func (rs *otlpResourceScan) spans() int {
 }
 
 func (rs *otlpResourceScan) scan(b []byte, base int) *otlpError {
+	// The resource first, wherever it is (pdata writes it last), so that
+	// the visitor knows the service before the spans. This pass reads only
+	// the few field headers of the ResourceSpans.
+	for pos := 0; pos < len(b); {
+		f, next, err := otlpNextField(b, pos, base)
+		if err != nil {
+			return err
+		}
+		pos = next
+		if f.num != 1 {
+			continue
+		}
+		if err := f.want(protowire.BytesType); err != nil {
+			return err.under("resource", -1)
+		}
+		if err := rs.scanResourceMsg(b[f.start-base:f.end-base], f.start); err != nil {
+			return err.under("resource", -1)
+		}
+	}
+	var spanVisitor OTLPVisitor
+	if rs.visitor != nil {
+		ns := rs.k8sNS
+		if len(ns) == 0 {
+			ns = rs.serviceNS
+		}
+		rs.visitor.OTLPResource(rs.service, ns)
+		spanVisitor = rs.visitor
+	}
 	ssIdx, legacyIdx := 0, 0
 	for pos := 0; pos < len(b); {
 		f, next, err := otlpNextField(b, pos, base)
@@ -116,18 +156,11 @@ func (rs *otlpResourceScan) scan(b []byte, base int) *otlpError {
 		}
 		pos = next
 		switch f.num {
-		case 1:
-			if err := f.want(protowire.BytesType); err != nil {
-				return err.under("resource", -1)
-			}
-			if err := rs.scanResourceMsg(b[f.start-base:f.end-base], f.start); err != nil {
-				return err.under("resource", -1)
-			}
 		case 2:
 			if err := f.want(protowire.BytesType); err != nil {
 				return err.under("scope_spans", ssIdx)
 			}
-			n, err := otlpScanScopeSpans(b[f.start-base:f.end-base], f.start)
+			n, err := otlpScanScopeSpans(b[f.start-base:f.end-base], f.start, spanVisitor)
 			if err != nil {
 				return err.under("scope_spans", ssIdx)
 			}
@@ -142,7 +175,7 @@ func (rs *otlpResourceScan) scan(b []byte, base int) *otlpError {
 			if err := f.want(protowire.BytesType); err != nil {
 				return err.under("instrumentation_library_spans", legacyIdx)
 			}
-			n, err := otlpScanScopeSpans(b[f.start-base:f.end-base], f.start)
+			n, err := otlpScanScopeSpans(b[f.start-base:f.end-base], f.start, nil)
 			if err != nil {
 				return err.under("instrumentation_library_spans", legacyIdx)
 			}
@@ -170,11 +203,19 @@ func (rs *otlpResourceScan) scanResourceMsg(b []byte, base int) *otlpError {
 			if err != nil {
 				return err.under("attributes", attrIdx)
 			}
-			if !rs.serviceFound && string(kv.key) == otlpServiceNameKey {
-				rs.serviceFound = true
-				if kv.valueKind == otlpAnyString {
-					rs.service = kv.str
+			var str []byte
+			if kv.valueKind == otlpAnyString {
+				str = kv.str
+			}
+			switch string(kv.key) {
+			case otlpServiceNameKey:
+				if !rs.serviceFound {
+					rs.serviceFound, rs.service = true, str
 				}
+			case "k8s.namespace.name":
+				rs.k8sNS = str
+			case "service.namespace":
+				rs.serviceNS = str
 			}
 			attrIdx++
 		case 2:
@@ -212,8 +253,9 @@ func otlpScanEntityRef(b []byte, base int) *otlpError {
 
 var otlpEntityRefFields = [...]string{"schema_url", "type", "id_keys", "description_keys"}
 
-func otlpScanScopeSpans(b []byte, base int) (int, *otlpError) {
+func otlpScanScopeSpans(b []byte, base int, v OTLPVisitor) (int, *otlpError) {
 	spanIdx := 0
+	var span OTLPSpan
 	for pos := 0; pos < len(b); {
 		f, next, err := otlpNextField(b, pos, base)
 		if err != nil {
@@ -232,8 +274,11 @@ func otlpScanScopeSpans(b []byte, base int) (int, *otlpError) {
 			if err := f.want(protowire.BytesType); err != nil {
 				return 0, err.under("spans", spanIdx)
 			}
-			if err := otlpScanSpan(b[f.start-base:f.end-base], f.start); err != nil {
+			if err := otlpScanSpan(b[f.start-base:f.end-base], f.start, &span); err != nil {
 				return 0, err.under("spans", spanIdx)
+			}
+			if v != nil {
+				v.OTLPSpan(span)
 			}
 			spanIdx++
 		case 3:
@@ -293,11 +338,14 @@ var otlpSpanWire = [17]int8{0, 2, 2, 2, 2, 2, 0, 1, 1, 2, 0, 2, 0, 2, 0, 2, 5}
 
 // otlpSpanFast accepts the spans encoders actually write (one-byte tags,
 // lengths under 16 KiB, plain attributes) in one tight loop with no calls
-// for most fields. false means "not sure": otlpScanSpan's general walk then
-// gives the verdict and the error message.
-func otlpSpanFast(b []byte) bool {
-	i := 0
+// for most fields, and notes in s the fields a visitor is shown. false
+// means "not sure": otlpScanSpan's general walk then gives the verdict and
+// the error message.
+func otlpSpanFast(b []byte, s *OTLPSpan) bool {
+	*s = OTLPSpan{Raw: b}
+	i, attrLo := 0, -1
 	for i < len(b) {
+		at := i
 		tag := b[i]
 		if tag == 0x85 && i+6 <= len(b) && b[i+1] == 0x01 {
 			i += 6 // flags (16, fixed32): the one field with a two-byte tag
@@ -333,14 +381,24 @@ func otlpSpanFast(b []byte) bool {
 				if l != 16 && l != 0 {
 					return false
 				}
+				s.TraceID = b[i : i+l]
 			case 2, 4:
 				if l != 8 && l != 0 {
 					return false
+				}
+				if num == 2 {
+					s.SpanID = b[i : i+l]
+				} else {
+					s.ParentSpanID = b[i : i+l]
 				}
 			case 9:
 				if !otlpPlainKV(b[i : i+l]) {
 					return false
 				}
+				if attrLo < 0 {
+					attrLo = at
+				}
+				s.Attributes = b[attrLo : i+l]
 			case 11:
 				if otlpScanEvent(b[i:i+l], 0) != nil {
 					return false
@@ -356,6 +414,9 @@ func otlpSpanFast(b []byte) bool {
 			}
 			i += l
 		case 0:
+			if num == 6 {
+				s.Kind, _ = protowire.ConsumeVarint(b[i:]) // checked below
+			}
 			for j := 0; ; j++ {
 				if i >= len(b) || j == 9 {
 					return false
@@ -376,12 +437,14 @@ func otlpSpanFast(b []byte) bool {
 	return i == len(b) // a fixed64/fixed32 cut short overshoots
 }
 
-// otlpScanSpan is the hot loop: about 25 fields per SDK-shaped span.
-func otlpScanSpan(b []byte, base int) *otlpError {
-	if otlpSpanFast(b) {
+// otlpScanSpan is the hot loop: about 25 fields per SDK-shaped span. It
+// notes in s what a visitor is shown of the span.
+func otlpScanSpan(b []byte, base int, s *OTLPSpan) *otlpError {
+	if otlpSpanFast(b, s) {
 		return nil
 	}
-	attrIdx, eventIdx, linkIdx := 0, 0, 0
+	*s = OTLPSpan{Raw: b}
+	attrIdx, eventIdx, linkIdx, attrLo := 0, 0, 0, 0
 	for pos := 0; pos < len(b); {
 		f, next, err := otlpNextField(b, pos, base)
 		if err != nil {
@@ -399,14 +462,27 @@ func otlpScanSpan(b []byte, base int) *otlpError {
 			if err := f.wantLen(16); err != nil {
 				return err.under("trace_id", -1)
 			}
+			s.TraceID = b[f.start-base : f.end-base]
 		case 2, 4:
 			if err := f.wantLen(8); err != nil {
 				return err.under(otlpSpanFields[f.num].name, -1)
 			}
+			if f.num == 2 {
+				s.SpanID = b[f.start-base : f.end-base]
+			} else {
+				s.ParentSpanID = b[f.start-base : f.end-base]
+			}
+		case 6:
+			_, tagLen := protowire.ConsumeVarint(b[f.tagOff-base:]) // read by otlpNextField
+			s.Kind, _ = protowire.ConsumeVarint(b[f.tagOff-base+tagLen:])
 		case 9:
 			if err := otlpScanAttribute(b, base, f, attrIdx); err != nil {
 				return err
 			}
+			if attrIdx == 0 {
+				attrLo = f.tagOff - base
+			}
+			s.Attributes = b[attrLo : f.end-base]
 			attrIdx++
 		case 11:
 			if err := otlpScanEvent(b[f.start-base:f.end-base], f.start); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/traceport/traceport/translate"
 )
 
 // CountSpans returns the number of spans in a serialized OTLP
@@ -29,31 +31,13 @@ var errWireType = errors.New("wrong wire type")
 // each calls fn with the contents of every length-delimited field want of
 // msg, skipping all other fields.
 func each(msg []byte, want protowire.Number, fn func([]byte) error) error {
-	for len(msg) > 0 {
-		num, typ, n := protowire.ConsumeTag(msg)
-		if n < 0 {
-			return fmt.Errorf("otlp: %w", protowire.ParseError(n))
+	return translate.EachField(msg, func(num protowire.Number, typ protowire.Type, _, value []byte) error {
+		if num != want {
+			return nil
 		}
-		msg = msg[n:]
-		if num == want {
-			if typ != protowire.BytesType {
-				return fmt.Errorf("otlp: field %d: %w", num, errWireType)
-			}
-			v, n := protowire.ConsumeBytes(msg)
-			if n < 0 {
-				return fmt.Errorf("otlp: field %d: %w", num, protowire.ParseError(n))
-			}
-			msg = msg[n:]
-			if err := fn(v); err != nil {
-				return err
-			}
-			continue
+		if typ != protowire.BytesType {
+			return fmt.Errorf("otlp: field %d: %w", num, errWireType)
 		}
-		n = protowire.ConsumeFieldValue(num, typ, msg)
-		if n < 0 {
-			return fmt.Errorf("otlp: field %d: %w", num, protowire.ParseError(n))
-		}
-		msg = msg[n:]
-	}
-	return nil
+		return fn(value)
+	})
 }
