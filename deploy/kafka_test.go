@@ -45,10 +45,6 @@ type kafkaTopic struct {
 	} `json:"spec"`
 }
 
-func init() {
-	kinds["kafka.strimzi.io/v1beta2/KafkaTopic"] = func() any { return &kafkaTopic{} }
-}
-
 // destinationPorts are the ports traceport's config sends to: every
 // kafka-brokers port, or else the jaeger port.
 func destinationPorts(t *testing.T, cfg map[string]any) map[int]bool {

@@ -102,6 +102,7 @@ var kinds = map[string]func() any{
 	},
 	"telemetry.istio.io/v1/Telemetry":         func() any { return &telemetry{} },
 	"install.istio.io/v1alpha1/IstioOperator": func() any { return &istioOperator{} },
+	"kafka.strimzi.io/v1beta2/KafkaTopic":     func() any { return &kafkaTopic{} },
 }
 
 // decodeStrict decodes one YAML document into its API type; unknown fields,

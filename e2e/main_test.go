@@ -26,8 +26,6 @@ var (
 	// traceportErr is why traceport did not build; tests that need it fail
 	// with it, the Jaeger-only tests still run.
 	traceportErr error
-	// raceBuild is set when the tests run under -race (race_test.go).
-	raceBuild bool
 )
 
 func TestMain(m *testing.M) {

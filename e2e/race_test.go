@@ -4,4 +4,4 @@ package e2e
 
 // Under -race, traceport is built with the race detector too, so the
 // end-to-end runs can catch its data races.
-func init() { raceBuild = true }
+const raceBuild = true
