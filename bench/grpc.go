@@ -11,11 +11,13 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // registers the "gzip" compressor for Config.Gzip
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+
+	"github.com/traceport/traceport/internal/grpcraw"
 )
 
 const (
-	otlpExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-	jaegerPost = "/jaeger.api_v2.CollectorService/PostSpans"
+	otlpExport = grpcraw.OTLPExport
+	jaegerPost = grpcraw.JaegerPostSpans
 )
 
 // rawCodec passes pre-serialized messages through untouched, so a gRPC

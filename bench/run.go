@@ -35,28 +35,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	cfg = cfg.withDefaults()
-
-	payloads := make([]payload, cfg.Variety)
-	for i := range payloads {
-		p, err := build(cfg, cfg.SpansPerRequest, uint64(i+1))
-		if err != nil {
-			return Result{}, err
-		}
-		payloads[i] = p
+	sc, err := newSchedule(cfg)
+	if err != nil {
+		return Result{}, err
 	}
-	nreq := int64(math.MaxInt64)
-	var last *payload // the short request that makes Count exact
-	if cfg.Count > 0 {
-		nreq = (cfg.Count + int64(cfg.SpansPerRequest) - 1) / int64(cfg.SpansPerRequest)
-		if rem := cfg.Count % int64(cfg.SpansPerRequest); rem != 0 {
-			p, err := build(cfg, int(rem), uint64(cfg.Variety+1))
-			if err != nil {
-				return Result{}, err
-			}
-			last = &p
-		}
-	}
-
 	senders, err := dial(ctx, cfg)
 	if err != nil {
 		return Result{}, err
@@ -66,69 +48,105 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			s.close()
 		}
 	}()
-
-	var interval float64 // seconds between requests, all workers together
-	if cfg.Rate > 0 {
-		interval = float64(cfg.SpansPerRequest) / cfg.Rate
-	}
-	var next atomic.Int64
 	stats := make([]workerStats, len(senders))
-	start := time.Now()
-	var deadline time.Time
+	sc.start = time.Now()
 	if cfg.Duration > 0 {
-		deadline = start.Add(cfg.Duration)
+		sc.deadline = sc.start.Add(cfg.Duration)
 	}
 	var wg sync.WaitGroup
 	for w, s := range senders {
-		wg.Go(func() {
-			st := &stats[w]
-			timer := time.NewTimer(time.Hour)
-			defer timer.Stop()
-			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if i >= nreq {
-					return
-				}
-				var due time.Time
-				slept := false
-				if interval > 0 {
-					due = start.Add(time.Duration(float64(i) * interval * 1e9))
-					if !deadline.IsZero() && !due.Before(deadline) {
-						return
-					}
-					if d := time.Until(due); d > 0 {
-						timer.Reset(d)
-						select {
-						case <-timer.C:
-						case <-ctx.Done():
-							return
-						}
-						slept = true
-					}
-				} else if !deadline.IsZero() && !time.Now().Before(deadline) {
-					return
-				}
-				p := &payloads[i%int64(len(payloads))]
-				if last != nil && i == nreq-1 {
-					p = last
-				}
-				t0 := time.Now()
-				from := t0
-				if interval > 0 && !slept {
-					from = due // late because busy: the wait is the server's (coordinated omission)
-				}
-				status, rejected, err := s.send(ctx, p)
-				lat := time.Since(from)
-				if ctx.Err() != nil && (err != nil || status != "") {
-					return // cut short by the caller: neither accepted nor failed
-				}
-				st.record(p, lat, status, rejected, err)
-			}
-		})
+		wg.Go(func() { sc.work(ctx, s, &stats[w]) })
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	return merged(stats, time.Since(sc.start)), nil
+}
 
+// schedule is what every worker shares: the payloads, how many requests
+// and when each is due.
+type schedule struct {
+	payloads []payload
+	last     *payload // the short request that makes Count exact
+	nreq     int64
+	interval float64 // seconds between requests, all workers together; 0: flat out
+	next     atomic.Int64
+	start    time.Time
+	deadline time.Time
+}
+
+func newSchedule(cfg Config) (*schedule, error) {
+	sc := &schedule{payloads: make([]payload, cfg.Variety), nreq: math.MaxInt64}
+	for i := range sc.payloads {
+		p, err := build(cfg, cfg.SpansPerRequest, uint64(i+1))
+		if err != nil {
+			return nil, err
+		}
+		sc.payloads[i] = p
+	}
+	if cfg.Count > 0 {
+		sc.nreq = (cfg.Count + int64(cfg.SpansPerRequest) - 1) / int64(cfg.SpansPerRequest)
+		if rem := cfg.Count % int64(cfg.SpansPerRequest); rem != 0 {
+			p, err := build(cfg, int(rem), uint64(cfg.Variety+1))
+			if err != nil {
+				return nil, err
+			}
+			sc.last = &p
+		}
+	}
+	if cfg.Rate > 0 {
+		sc.interval = float64(cfg.SpansPerRequest) / cfg.Rate
+	}
+	return sc, nil
+}
+
+// work is one worker: it takes the next request number until the count,
+// the deadline or ctx ends the run, waits until the request is due, sends
+// it and records the outcome.
+func (sc *schedule) work(ctx context.Context, s sender, st *workerStats) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		i := sc.next.Add(1) - 1
+		if i >= sc.nreq {
+			return
+		}
+		var due time.Time
+		slept := false
+		if sc.interval > 0 {
+			due = sc.start.Add(time.Duration(float64(i) * sc.interval * 1e9))
+			if !sc.deadline.IsZero() && !due.Before(sc.deadline) {
+				return
+			}
+			if d := time.Until(due); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return
+				}
+				slept = true
+			}
+		} else if !sc.deadline.IsZero() && !time.Now().Before(sc.deadline) {
+			return
+		}
+		p := &sc.payloads[i%int64(len(sc.payloads))]
+		if sc.last != nil && i == sc.nreq-1 {
+			p = sc.last
+		}
+		from := time.Now()
+		if sc.interval > 0 && !slept {
+			from = due // late because busy: the wait is the server's (coordinated omission)
+		}
+		status, rejected, err := s.send(ctx, p)
+		lat := time.Since(from)
+		if ctx.Err() != nil && (err != nil || status != "") {
+			return // cut short by the caller: neither accepted nor failed
+		}
+		st.record(p, lat, status, rejected, err)
+	}
+}
+
+// merged adds up the workers' tallies.
+func merged(stats []workerStats, elapsed time.Duration) Result {
 	res := Result{Errors: map[string]int64{}, Elapsed: elapsed}
 	var h histogram
 	for i := range stats {
@@ -148,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		h.merge(&st.hist)
 	}
 	res.P50, res.P99, res.P999 = h.quantile(0.5), h.quantile(0.99), h.quantile(0.999)
-	return res, nil
+	return res
 }
 
 // workerStats is one worker's tally, merged after the run so the hot loop

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/traceport/traceport/internal/grpcraw"
 )
 
 // rawSink is an OTLP/gRPC TraceService that only counts bytes: the
@@ -16,19 +18,19 @@ import (
 func rawSink(tb testing.TB) (addr string, bytes *atomic.Int64) {
 	bytes = new(atomic.Int64)
 	ln := listen(tb)
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(codec{}))
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(grpcraw.Codec{}))
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
 		HandlerType: (*any)(nil),
 		Methods: []grpc.MethodDesc{{
 			MethodName: "Export",
 			Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				var req rawMessage
+				var req grpcraw.Message
 				if err := dec(&req); err != nil {
 					return nil, err
 				}
-				bytes.Add(int64(len(req.b)))
-				return &rawMessage{}, nil
+				bytes.Add(int64(len(req.Data)))
+				return &grpcraw.Message{}, nil
 			},
 		}},
 	}, nil)

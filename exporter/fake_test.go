@@ -30,6 +30,8 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/traceport/traceport/internal/grpcraw"
 )
 
 // request builds a serialized ExportTraceServiceRequest of n SDK-shaped
@@ -176,7 +178,7 @@ func listen(tb testing.TB) net.Listener {
 // serveGRPC runs b as an OTLP/gRPC TraceService on ln.
 func (b *backend) serveGRPC(ln net.Listener) {
 	b.addr = ln.Addr().String()
-	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(codec{}), grpc.StatsHandler(encodingRecorder{})}
+	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(grpcraw.Codec{}), grpc.StatsHandler(encodingRecorder{})}
 	if b.maxBytes > 0 { // grpc-go's own check: RESOURCE_EXHAUSTED "received message larger than max"
 		opts = append(opts, grpc.MaxRecvMsgSize(b.maxBytes))
 	}
@@ -187,7 +189,7 @@ func (b *backend) serveGRPC(ln net.Listener) {
 		Methods: []grpc.MethodDesc{{
 			MethodName: "Export",
 			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				var req rawMessage
+				var req grpcraw.Message
 				if err := dec(&req); err != nil {
 					return nil, err
 				}
@@ -200,7 +202,7 @@ func (b *backend) serveGRPC(ln net.Listener) {
 				if p, ok := ctx.Value(encodingKey{}).(*string); ok {
 					enc = *p
 				}
-				r := b.handle(ctx, req.b, h, enc)
+				r := b.handle(ctx, req.Data, h, enc)
 				if r.stall {
 					return nil, ctx.Err()
 				}
@@ -211,7 +213,7 @@ func (b *backend) serveGRPC(ln net.Listener) {
 					}
 					return nil, st.Err()
 				}
-				return &rawMessage{parts: mem.BufferSlice{mem.SliceBuffer(partialSuccess(r.rejected))}}, nil
+				return &grpcraw.Message{Parts: mem.BufferSlice{mem.SliceBuffer(partialSuccess(r.rejected))}}, nil
 			},
 		}},
 	}, nil)

@@ -2,68 +2,18 @@ package exporter
 
 import (
 	"context"
-	"fmt"
 
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/traceport/traceport/internal/bufpool"
+	"github.com/traceport/traceport/internal/grpcraw"
 )
-
-const otlpExportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-// rawMessage carries bytes that already are a serialized protobuf message,
-// so the gRPC path never decodes or re-encodes.
-type rawMessage struct {
-	parts mem.BufferSlice // request: the batch's pushes, in order
-	b     []byte          // response: a copy
-}
-
-// gogoMessage is what jaeger-idl's gogo-generated types implement.
-type gogoMessage interface {
-	Marshal() ([]byte, error)
-	Unmarshal([]byte) error
-}
-
-// codec passes rawMessage through and (un)marshals Jaeger's gogo types with
-// their own methods: grpc's default codec only knows protobuf-go v2 messages.
-// It keeps the name "proto" so the content-type stays application/grpc+proto.
-type codec struct{}
-
-func (codec) Name() string { return "proto" }
-
-func (codec) Marshal(v any) (mem.BufferSlice, error) {
-	switch m := v.(type) {
-	case *rawMessage:
-		// The parts are plain slices, not pooled: gRPC may still be
-		// writing them after Invoke returns on a cancelled call.
-		return m.parts, nil
-	case gogoMessage:
-		b, err := m.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-	}
-	return nil, fmt.Errorf("codec: cannot marshal %T", v)
-}
-
-func (codec) Unmarshal(data mem.BufferSlice, v any) error {
-	switch m := v.(type) {
-	case *rawMessage:
-		m.b = data.Materialize()
-		return nil
-	case gogoMessage:
-		return m.Unmarshal(data.Materialize())
-	}
-	return fmt.Errorf("codec: cannot unmarshal into %T", v)
-}
 
 // dial prepares a lazy client connection: nothing is connected until the
 // first export, so Jaeger being down at start is fine.
@@ -72,7 +22,7 @@ func dial(cfg *Config) (*grpc.ClientConn, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	callOpts := []grpc.CallOption{grpc.ForceCodecV2(codec{})}
+	callOpts := []grpc.CallOption{grpc.ForceCodecV2(grpcraw.Codec{})}
 	if cfg.Compression != "none" {
 		callOpts = append(callOpts, grpc.UseCompressor(cfg.Compression))
 	}
@@ -109,11 +59,14 @@ func outgoing(ctx context.Context, md metadata.MD) context.Context {
 // sendOTLPGRPC makes one Export call per part with the bytes as they are.
 func (e *Exporter) sendOTLPGRPC(ctx context.Context, b *batch) error {
 	return e.sendParts(ctx, b, func(ctx context.Context, p *part) (int64, error) {
-		var resp rawMessage
-		if err := e.conn.Invoke(outgoing(ctx, e.md), otlpExportMethod, &rawMessage{parts: p.buffers()}, &resp); err != nil {
+		var resp grpcraw.Message
+		if err := e.conn.Invoke(outgoing(ctx, e.md), grpcraw.OTLPExport, &grpcraw.Message{Parts: p.buffers()}, &resp); err != nil {
 			return 0, classifyGRPC(err)
 		}
-		return rejectedSpans(resp.b), nil
+		if resp.Buf != nil {
+			defer resp.Buf.Free()
+		}
+		return rejectedSpans(resp.Data), nil
 	})
 }
 

@@ -8,10 +8,9 @@ import (
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/traceport/traceport/internal/grpcraw"
 	"github.com/traceport/traceport/translate"
 )
-
-const postSpansMethod = "/jaeger.api_v2.CollectorService/PostSpans"
 
 // sendJaeger converts the batch to Jaeger's model once, then posts one
 // PostSpans per process (resource), each at most ExportMaxBytes. Progress
@@ -43,7 +42,7 @@ func (e *Exporter) sendJaeger(ctx context.Context, b *batch) error {
 		jb := b.jaeger[0]
 		var resp api_v2.PostSpansResponse
 		callCtx, cancel := e.callContext(ctx)
-		err := e.conn.Invoke(outgoing(callCtx, e.md), postSpansMethod, &api_v2.PostSpansRequest{Batch: *jb}, &resp)
+		err := e.conn.Invoke(outgoing(callCtx, e.md), grpcraw.JaegerPostSpans, &api_v2.PostSpansRequest{Batch: *jb}, &resp)
 		cancel()
 		if err != nil {
 			ae := e.failed(classifyGRPC(err))

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/traceport/traceport/internal/grpcraw"
 	"github.com/traceport/traceport/translate"
 )
 
@@ -56,7 +57,7 @@ func (f *fakeCollector) accepted() map[string]int {
 func newFakeCollector(tb testing.TB, script func(call int, service string) codes.Code) (*fakeCollector, string) {
 	f := &fakeCollector{script: script, services: map[string]int{}}
 	ln := listen(tb)
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(codec{}))
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(grpcraw.Codec{}))
 	api_v2.RegisterCollectorServiceServer(srv, f)
 	go srv.Serve(ln)
 	tb.Cleanup(srv.Stop)
@@ -68,7 +69,7 @@ func newFakeCollector(tb testing.TB, script func(call int, service string) codes
 func newLimitedCollector(tb testing.TB, maxBytes int) (*fakeCollector, string) {
 	f := &fakeCollector{services: map[string]int{}}
 	ln := listen(tb)
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(codec{}), grpc.MaxRecvMsgSize(maxBytes))
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(grpcraw.Codec{}), grpc.MaxRecvMsgSize(maxBytes))
 	api_v2.RegisterCollectorServiceServer(srv, f)
 	go srv.Serve(ln)
 	tb.Cleanup(srv.Stop)

@@ -209,6 +209,8 @@ type kafkaRecord struct {
 // produces those not yet accepted. Progress is kept across attempts, so a
 // retry resends only the records a retryable error sent back.
 func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
 	var transient, permanent *attemptError
 	if !b.converted {
 		b.converted = true
@@ -217,7 +219,7 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 		whole.free()
 		if err != nil {
 			b.rejected = b.spans
-			return &attemptError{code: "decode", err: err}
+			return e.failed(&attemptError{code: "decode", err: err})
 		}
 		b.kafka = recs
 		n := 0
@@ -249,10 +251,10 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 	}
 	b.kafka = retry
 	if transient != nil {
-		return transient
+		return e.failed(transient)
 	}
 	if permanent != nil {
-		return permanent
+		return e.failed(permanent)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/traceport/traceport/bench"
+	"github.com/traceport/traceport/internal/grpcraw"
 )
 
 // discardSink takes everything: the benchmarks measure the receiver alone.
@@ -85,12 +86,12 @@ func BenchmarkOTLPGRPCExport(b *testing.B) {
 			go rc.Serve(ln)
 			defer rc.Shutdown(context.Background())
 			conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-				grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+				grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpcraw.Codec{})))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer conn.Close()
-			req := &rawMessage{data: bench.SDKOTLP(10, 1)}
+			req := &grpcraw.Message{Data: bench.SDKOTLP(10, 1)}
 			const inFlight = 8
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -99,7 +100,7 @@ func BenchmarkOTLPGRPCExport(b *testing.B) {
 			for range inFlight {
 				wg.Go(func() {
 					for next.Add(1) <= int64(b.N) {
-						if err := conn.Invoke(context.Background(), otlpExportMethod, req, &rawMessage{}); err != nil {
+						if err := conn.Invoke(context.Background(), grpcraw.OTLPExport, req, &grpcraw.Message{}); err != nil {
 							b.Error(err)
 							return
 						}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
+	"github.com/traceport/traceport/internal/grpcraw"
 	"github.com/traceport/traceport/transport"
 )
 
@@ -41,7 +42,7 @@ func (z zipkinFastPath) RejectZipkin(w http.ResponseWriter, err error) {
 type unaryFastPath struct{ rc *Receiver }
 
 func (u unaryFastPath) Serves(method string) bool {
-	return method == otlpExportMethod || method == jaegerPostMethod
+	return method == grpcraw.OTLPExport || method == grpcraw.JaegerPostSpans
 }
 
 func (u unaryFastPath) Unknown(method string) error { return u.rc.unknownMethod(method) }
@@ -51,7 +52,7 @@ func (u unaryFastPath) Admit(method string) error { return u.rc.admitGRPC(grpcPr
 // Decode unmarshals a Jaeger request as grpc.Server would, as soon as it is
 // in; OTLP stays bytes.
 func (u unaryFastPath) Decode(method string, msg []byte) (any, error) {
-	if method != jaegerPostMethod {
+	if method != grpcraw.JaegerPostSpans {
 		return nil, nil
 	}
 	req := &api_v2.PostSpansRequest{}
@@ -80,7 +81,7 @@ func (u unaryFastPath) Reject(method string, err error) {
 }
 
 func grpcProtocol(method string) string {
-	if method == jaegerPostMethod {
+	if method == grpcraw.JaegerPostSpans {
 		return protoJaegerGRPC
 	}
 	return protoOTLPGRPC

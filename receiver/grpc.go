@@ -3,7 +3,6 @@ package receiver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"runtime"
 	"strings"
 	"time"
@@ -17,67 +16,17 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/traceport/traceport/internal/bufpool"
+	"github.com/traceport/traceport/internal/grpcraw"
 	"github.com/traceport/traceport/translate"
 )
-
-const (
-	otlpExportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-	jaegerPostMethod = "/jaeger.api_v2.CollectorService/PostSpans"
-)
-
-// rawMessage is a gRPC message kept as its wire bytes: OTLP requests are
-// validated and forwarded without ever being decoded into structs.
-type rawMessage struct {
-	data []byte
-	buf  mem.Buffer // holds a request's data: pooled, reference-counted
-}
-
-// rawCodec passes rawMessage through untouched and marshals everything else
-// (Jaeger's gogo types, google.rpc types) with the message's own methods.
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	switch m := v.(type) {
-	case *rawMessage:
-		return mem.BufferSlice{mem.SliceBuffer(m.data)}, nil
-	case interface{ Marshal() ([]byte, error) }: // gogo-generated (Jaeger)
-		b, err := m.Marshal()
-		return mem.BufferSlice{mem.SliceBuffer(b)}, err
-	case proto.Message:
-		b, err := proto.Marshal(m)
-		return mem.BufferSlice{mem.SliceBuffer(b)}, err
-	}
-	return nil, fmt.Errorf("raw codec: cannot marshal %T", v)
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	switch m := v.(type) {
-	case *rawMessage:
-		// grpc reuses its buffers after we return: the request is copied
-		// into one of ours, which the exporter frees after the export.
-		// (A fresh slice per request cost a zeroed large allocation.)
-		p := bufpool.Shared.Get(data.Len())
-		data.CopyTo(*p)
-		m.data, m.buf = *p, mem.NewBuffer(p, bufpool.Shared)
-		return nil
-	case interface{ Unmarshal([]byte) error }:
-		return m.Unmarshal(data.Materialize())
-	case proto.Message:
-		return proto.Unmarshal(data.Materialize(), m)
-	}
-	return fmt.Errorf("raw codec: cannot unmarshal into %T", v)
-}
 
 // newGRPCServer builds the gRPC server shared by the native per-connection
 // path and the net/http fallback.
 func (rc *Receiver) newGRPCServer() *grpc.Server {
 	s := grpc.NewServer(
-		grpc.ForceServerCodecV2(rawCodec{}),
+		grpc.ForceServerCodecV2(grpcraw.Codec{}),
 		grpc.MaxRecvMsgSize(int(rc.cfg.MaxRequestBytes)),
 		grpc.MaxConcurrentStreams(rc.cfg.MaxStreams),
 		// Reused workers keep their grown stacks: a goroutine per stream
@@ -150,7 +99,7 @@ func (rc *Receiver) unknownGRPC(_ any, stream grpc.ServerStream) error {
 
 // unknownMethod counts and refuses a gRPC method traceport does not serve.
 func (rc *Receiver) unknownMethod(method string) error {
-	ref := refuse(reasonNotFound, "unknown gRPC method %s: traceport serves %s and %s", method, otlpExportMethod, jaegerPostMethod)
+	ref := refuse(reasonNotFound, "unknown gRPC method %s: traceport serves %s and %s", method, grpcraw.OTLPExport, grpcraw.JaegerPostSpans)
 	rc.sources.rejectRequest(protoUnknown, ref.reason)
 	return ref.grpcStatus().Err()
 }
@@ -190,15 +139,15 @@ func (rc *Receiver) otlpExport(ctx context.Context, dec func(any) error) (any, e
 	if err := rc.admitGRPC(protoOTLPGRPC); err != nil {
 		return nil, err
 	}
-	var req rawMessage
+	var req grpcraw.Message
 	if err := dec(&req); err != nil {
 		return nil, rc.grpcRefusal(protoOTLPGRPC, err)
 	}
-	resp, err := rc.exportOTLP(peerAddr(ctx), req.data, req.buf)
+	resp, err := rc.exportOTLP(peerAddr(ctx), req.Data, req.Buf)
 	if err != nil {
 		return nil, err
 	}
-	return &rawMessage{data: resp}, nil
+	return &grpcraw.Message{Data: resp}, nil
 }
 
 // exportOTLP validates, counts and forwards one OTLP/gRPC request, data,

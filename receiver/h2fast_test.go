@@ -37,6 +37,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/traceport/traceport/bench"
+	"github.com/traceport/traceport/internal/grpcraw"
 )
 
 // hangGuard bounds every wait of these tests: far longer than anything
@@ -475,7 +476,7 @@ func hdrs(kv ...string) []hpack.HeaderField {
 // them, with changes: a pair replaces the field of that name, a name with
 // the value "-" removes it, a new name is added.
 func exportHeaders(changes ...string) []hpack.HeaderField {
-	fields := hdrs(":method", "POST", ":scheme", "http", ":path", otlpExportMethod, ":authority", "traceport:4317",
+	fields := hdrs(":method", "POST", ":scheme", "http", ":path", grpcraw.OTLPExport, ":authority", "traceport:4317",
 		"content-type", "application/grpc", "user-agent", "grpc-go/1.85.0", "te", "trailers", "grpc-timeout", "9999985u")
 	for i := 0; i+1 < len(changes); i += 2 {
 		name, value := changes[i], changes[i+1]
@@ -534,7 +535,7 @@ func grpcClient(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
-// call invokes method with req (a proto message, or a *rawMessage sent with
+// call invokes method with req (a proto message, or a *grpcraw.Message sent with
 // the raw codec, as content-type application/grpc+proto) and tells what the
 // client got.
 func call(conn *grpc.ClientConn, method string, req any, opts ...grpc.CallOption) outcome {
@@ -545,16 +546,16 @@ func callCtx(ctx context.Context, conn *grpc.ClientConn, method string, req any,
 	ctx, cancel := context.WithTimeout(ctx, hangGuard)
 	defer cancel()
 	var resp any = &coltracepb.ExportTraceServiceResponse{}
-	if _, raw := req.(*rawMessage); raw {
-		resp = &rawMessage{}
-		opts = append(opts, grpc.ForceCodecV2(rawCodec{}))
+	if _, raw := req.(*grpcraw.Message); raw {
+		resp = &grpcraw.Message{}
+		opts = append(opts, grpc.ForceCodecV2(grpcraw.Codec{}))
 	}
 	err := conn.Invoke(ctx, method, req, resp, opts...)
 	var body []byte
 	switch r := resp.(type) {
-	case *rawMessage:
-		body = bytes.Clone(r.data)
-		release(r.buf)
+	case *grpcraw.Message:
+		body = bytes.Clone(r.Data)
+		release(r.Buf)
 	case proto.Message:
 		body, _ = proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	}
@@ -684,7 +685,7 @@ func receivedSpans(rc *Receiver) int64 {
 func TestOTLPGRPCFastPath(t *testing.T) {
 	ten := bench.SDKOTLP(10, 1)
 	export := func(conn *grpc.ClientConn, body []byte, opts ...grpc.CallOption) outcome {
-		return call(conn, otlpExportMethod, exportRequest(t, body), opts...)
+		return call(conn, grpcraw.OTLPExport, exportRequest(t, body), opts...)
 	}
 	// calls runs a sequence of calls on one grpc-go ClientConn.
 	calls := func(fs ...func(*grpc.ClientConn) outcome) func(t *testing.T, addr string) []outcome {
@@ -702,7 +703,7 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 		return func(conn *grpc.ClientConn) outcome { return export(conn, body, opts...) }
 	}
 	rawOf := func(method string, body []byte) func(*grpc.ClientConn) outcome {
-		return func(conn *grpc.ClientConn) outcome { return call(conn, method, &rawMessage{data: body}) }
+		return func(conn *grpc.ClientConn) outcome { return call(conn, method, &grpcraw.Message{Data: body}) }
 	}
 	// rawCall sends one request on stream 1 and waits for its reply.
 	// (A nil body: END_STREAM on the HEADERS.)
@@ -744,7 +745,7 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 			return outs
 		}, codes: slices.Repeat([]codes.Code{codes.OK}, 8), served: 8},
 		{name: "one invalid span: partial success", grpc: calls(exportOf(partialBody(t))), codes: []codes.Code{codes.OK}, served: 1},
-		{name: "malformed protobuf", grpc: calls(rawOf(otlpExportMethod, []byte{0x0a, 0x05, 0x01})), codes: []codes.Code{codes.InvalidArgument}, served: 1, rejected: map[reason]float64{reasonMalformed: 1}},
+		{name: "malformed protobuf", grpc: calls(rawOf(grpcraw.OTLPExport, []byte{0x0a, 0x05, 0x01})), codes: []codes.Code{codes.InvalidArgument}, served: 1, rejected: map[reason]float64{reasonMalformed: 1}},
 		{name: "over max-request-bytes", cfg: Config{MaxRequestBytes: 64 << 10}, grpc: calls(exportOf(bench.SDKOTLP(400, 1)), exportOf(ten)),
 			codes: []codes.Code{codes.ResourceExhausted, codes.OK}, served: 1, rejected: map[reason]float64{reasonTooLarge: 1}},
 		{name: "queue full at the push", pushFails: true, grpc: calls(exportOf(ten), exportOf(ten)),
@@ -755,12 +756,12 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 			codes: []codes.Code{codes.OK, codes.Unimplemented, codes.OK}, served: 2},
 		{name: "unknown method first", grpc: calls(rawOf("/foo.Bar/Baz", ten), exportOf(ten)),
 			codes: []codes.Code{codes.Unimplemented, codes.OK}, served: 1},
-		{name: "Jaeger PostSpans after an Export", grpc: calls(exportOf(ten), rawOf(jaegerPostMethod, bench.JaegerPostSpans(10, 2)), exportOf(ten)),
+		{name: "Jaeger PostSpans after an Export", grpc: calls(exportOf(ten), rawOf(grpcraw.JaegerPostSpans, bench.JaegerPostSpans(10, 2)), exportOf(ten)),
 			codes: []codes.Code{codes.OK, codes.OK, codes.OK}, served: 3},
 		{name: "Jaeger PostSpans first, gzipped", grpc: calls(func(conn *grpc.ClientConn) outcome {
-			return call(conn, jaegerPostMethod, &rawMessage{data: bench.JaegerPostSpans(10, 2)}, grpc.UseCompressor(gzip.Name))
+			return call(conn, grpcraw.JaegerPostSpans, &grpcraw.Message{Data: bench.JaegerPostSpans(10, 2)}, grpc.UseCompressor(gzip.Name))
 		}), codes: []codes.Code{codes.OK}, served: 1},
-		{name: "Jaeger PostSpans that does not decode", grpc: calls(rawOf(jaegerPostMethod, []byte{0x0a, 0xff, 0xff})),
+		{name: "Jaeger PostSpans that does not decode", grpc: calls(rawOf(grpcraw.JaegerPostSpans, []byte{0x0a, 0xff, 0xff})),
 			codes: []codes.Code{codes.Internal}},
 		{name: "gzip Export first", grpc: calls(exportOf(ten, grpc.UseCompressor(gzip.Name)), exportOf(ten)),
 			codes: []codes.Code{codes.OK, codes.OK}, served: 2},
@@ -768,7 +769,7 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 			codes: []codes.Code{codes.OK, codes.OK, codes.OK}, served: 3},
 		{name: "metadata and a deadline", grpc: calls(func(conn *grpc.ClientConn) outcome {
 			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "a", "x-trace-bin", string([]byte{0, 1, 2}))
-			return callCtx(ctx, conn, otlpExportMethod, exportRequest(t, ten))
+			return callCtx(ctx, conn, grpcraw.OTLPExport, exportRequest(t, ten))
 		}), codes: []codes.Code{codes.OK}, served: 1},
 		{name: "sink whose Push waits: grpc.Server serves", cfg: Config{PushWaits: true}, grpc: calls(exportOf(ten), exportOf(ten)), codes: []codes.Code{codes.OK, codes.OK}},
 
@@ -869,7 +870,7 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 		// whose header block it refused for DATA on an idle stream, and the
 		// GOAWAY for that can overtake the RST_STREAM queued for the block.
 		{name: "duplicate :path", raw: func(t *testing.T, c *h2Client) []outcome {
-			c.headers(1, append(exportHeaders(), hpack.HeaderField{Name: ":path", Value: otlpExportMethod}), false, 1)
+			c.headers(1, append(exportHeaders(), hpack.HeaderField{Name: ":path", Value: grpcraw.OTLPExport}), false, 1)
 			c.await(1)
 			return []outcome{c.outcome(1)}
 		}, codes: []codes.Code{noReply}},
@@ -878,7 +879,7 @@ func TestOTLPGRPCFastPath(t *testing.T) {
 		{name: "malformed grpc-timeout", raw: rawCall(exportHeaders("grpc-timeout", "soon"), msg), codes: []codes.Code{codes.Internal}},
 		{name: "metadata over 64 KiB on a new connection", grpc: calls(func(conn *grpc.ClientConn) outcome {
 			ctx := metadata.AppendToOutgoingContext(context.Background(), bigMetadata...)
-			return callCtx(ctx, conn, otlpExportMethod, exportRequest(t, ten))
+			return callCtx(ctx, conn, grpcraw.OTLPExport, exportRequest(t, ten))
 		}, exportOf(ten)), codes: []codes.Code{codes.Internal, codes.OK}},
 	}
 	for _, c := range cases {
@@ -1369,7 +1370,7 @@ func h2FastSeeds() map[string][]byte {
 			frame(frameHeaders, flagEndHeaders, 5, again), frame(frameData, 1, 5, msg)),
 		"goaway": cat(frame(frameHeaders, flagEndHeaders, 1, head), frame(0x7, 0, 0, []byte{0, 0, 0, 0, 0, 0, 0, 0}), frame(frameData, 1, 1, msg)),
 		"gzip":   cat(frame(frameHeaders, flagEndHeaders, 1, block(exportHeaders("grpc-encoding", "gzip"))), frame(frameData, 1, 1, grpcMessage(1, gzipped(tinyOTLP())))),
-		"jaeger": cat(frame(frameHeaders, flagEndHeaders, 1, block(exportHeaders(":path", jaegerPostMethod))),
+		"jaeger": cat(frame(frameHeaders, flagEndHeaders, 1, block(exportHeaders(":path", grpcraw.JaegerPostSpans))),
 			frame(frameData, 1, 1, grpcMessage(0, bench.JaegerPostSpans(2, 1)))),
 		"zstd-handoff": cat(frame(frameHeaders, flagEndHeaders, 1, head), frame(frameData, 1, 1, msg),
 			frame(frameHeaders, flagEndHeaders, 3, block(exportHeaders("grpc-encoding", "zstd"))), frame(frameData, 1, 3, grpcMessage(1, tinyOTLP()))),

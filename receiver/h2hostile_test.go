@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/traceport/traceport/bench"
+	"github.com/traceport/traceport/internal/grpcraw"
 	"github.com/traceport/traceport/transport"
 )
 
@@ -308,8 +309,8 @@ func legitClients(t *testing.T, addr string, stop <-chan struct{}) func() (ok, s
 				case <-time.After(50 * time.Millisecond):
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				var resp rawMessage
-				err := conn.Invoke(ctx, otlpExportMethod, &rawMessage{data: body}, &resp, grpc.ForceCodecV2(rawCodec{}))
+				var resp grpcraw.Message
+				err := conn.Invoke(ctx, grpcraw.OTLPExport, &grpcraw.Message{Data: body}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
 				cancel()
 				sentN.Add(1)
 				if err == nil {
@@ -589,8 +590,8 @@ func legitAnswered(t *testing.T, addr string, stop <-chan struct{}) func() (ok, 
 				case <-time.After(50 * time.Millisecond):
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				var resp rawMessage
-				err := conn.Invoke(ctx, otlpExportMethod, &rawMessage{data: body}, &resp, grpc.ForceCodecV2(rawCodec{}))
+				var resp grpcraw.Message
+				err := conn.Invoke(ctx, grpcraw.OTLPExport, &grpcraw.Message{Data: body}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
 				cancel()
 				sentN.Add(1)
 				if c := status.Code(err); c == codes.OK || c == codes.ResourceExhausted {

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/traceport/traceport/internal/grpcraw"
 )
 
 // sendWithSDK emits n spans of service through a real OTel SDK exporter.
@@ -100,7 +102,7 @@ func TestOTLPWithRealSDKExporters(t *testing.T) {
 // TestJaegerGRPCWithRealClient posts a batch with Jaeger's generated client.
 func TestJaegerGRPCWithRealClient(t *testing.T) {
 	tr := startReceiver(t, Config{})
-	conn, err := grpc.NewClient(tr.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+	conn, err := grpc.NewClient(tr.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpcraw.Codec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,12 +198,12 @@ func TestBackpressure(t *testing.T) {
 	if code != http.StatusTooManyRequests {
 		t.Errorf("Zipkin with a full queue: status %d, want 429", code)
 	}
-	conn, err := grpc.NewClient(tr.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+	conn, err := grpc.NewClient(tr.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpcraw.Codec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	err = conn.Invoke(context.Background(), otlpExportMethod, &rawMessage{}, &rawMessage{})
+	err = conn.Invoke(context.Background(), grpcraw.OTLPExport, &grpcraw.Message{}, &grpcraw.Message{})
 	st := status.Convert(err)
 	if st.Code() != codes.ResourceExhausted || len(st.Details()) != 1 {
 		t.Errorf("OTLP/gRPC with a full queue: %v, want RESOURCE_EXHAUSTED with RetryInfo", err)
@@ -283,7 +285,7 @@ func TestGRPCFirstThenPlainHTTP2(t *testing.T) {
 // with a plain HTTP/2 client, so it shares that client's connection.
 func grpcOverHTTP2(t *testing.T, c *http.Client, addr string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://"+addr+otlpExportMethod, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+	req, _ := http.NewRequest("POST", "http://"+addr+grpcraw.OTLPExport, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
 	req.Header.Set("Content-Type", "application/grpc")
 	req.Header.Set("TE", "trailers")
 	resp, err := c.Do(req)

@@ -161,7 +161,8 @@ func plainTail(b []byte, p int) int {
 }
 
 // strSlow is strText for a string with escapes, non-ASCII or control
-// characters, whose text starts at b[start].
+// characters, whose text starts at b[start]. One loop over the bytes, with
+// each escape's case inline: it runs per character of such strings.
 func (s *jsonScanner) strSlow(start int) (v []byte, at int, ok bool) {
 	b := s.b
 	p := start

@@ -85,6 +85,8 @@ func protoField(b []byte) (num protowire.Number, typ protowire.Type, v []byte, x
 	return num, typ, v, x, n + m, nil
 }
 
+// protoSpan reads one zipkin2 proto Span into the decoder: one switch over
+// the fields as they come, in one piece like appendSpan (per-span hot path).
 func (d *zDecoder) protoSpan(b []byte, i int) error {
 	var st spanState
 	d.beginSpan(&st, "zipkin proto", i)
