@@ -487,6 +487,25 @@ func (c *h2Client) resetLocked(id uint32) bool {
 	return false
 }
 
+// refusedLocked reports whether the server refused stream id: RST_STREAM
+// REFUSED_STREAM, or a gRPC status RESOURCE_EXHAUSTED.
+func (c *h2Client) refusedLocked(id uint32) bool {
+	for _, ev := range c.events {
+		if ev.stream != id {
+			continue
+		}
+		if ev.typ == http2.FrameRSTStream && ev.code == http2.ErrCodeRefusedStream {
+			return true
+		}
+		for _, f := range ev.fields {
+			if ev.typ == http2.FrameHeaders && f.Name == "grpc-status" && f.Value == fmt.Sprint(int(codes.ResourceExhausted)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // uploadUntilReset sends b on stream id as the windows allow, and stops
 // when the server resets the stream (or the connection).
 func (c *h2Client) uploadUntilReset(id uint32, b []byte) {
@@ -528,6 +547,7 @@ func TestHostileH2NativeUploads(t *testing.T) {
 	peak := heapPeak(stop)
 	answered := legitAnswered(t, tr.addr, stop)
 	time.Sleep(300 * time.Millisecond)
+	var clients []*h2Client
 	for range 2 {
 		c := dialH2(t, tr.addr)
 		c.request(1, exportHeaders("grpc-encoding", "zstd"), grpcMessage(1, []byte("x")))
@@ -538,16 +558,30 @@ func TestHostileH2NativeUploads(t *testing.T) {
 			c.uploadUntilReset(id, chunk)
 		}
 		c.barrier([8]byte{'u', 'p'})
-		// Refused: reset REFUSED_STREAM as its DATA came, or answered
-		// RESOURCE_EXHAUSTED by the handler's admission, whichever came
-		// first.
-		c.mu.Lock()
-		for i := 1; i <= 100; i++ {
-			if c.closedLocked(uint32(1 + 2*i)) {
-				refused++
+		clients = append(clients, c)
+	}
+	// Refused: reset REFUSED_STREAM as its DATA came, or answered
+	// RESOURCE_EXHAUSTED by the handler's admission, whichever came first.
+	// grpc.Server runs each handler on a goroutine of its own, so an
+	// admission's answer may come after the barrier: wait for the refusals
+	// (a stream held open, or ended any other way, is not one).
+	countRefused := func() int {
+		n := 0
+		for _, c := range clients {
+			c.mu.Lock()
+			for i := 1; i <= 100; i++ {
+				if c.refusedLocked(uint32(1 + 2*i)) {
+					n++
+				}
 			}
+			c.mu.Unlock()
 		}
-		c.mu.Unlock()
+		return n
+	}
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
+		if refused = countRefused(); refused >= 160 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if used := tr.rc.budget.InUse(); used > budget {
 		t.Errorf("the budget holds %d bytes, over its %d", used, budget)
