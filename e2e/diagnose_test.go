@@ -29,27 +29,33 @@ import (
 // the gateway still reports calling them, their SDKs still report children
 // of the sidecar span that never arrives. Then an instrumented app calling
 // through its own sidecar, and Envoy's shared-span shape. It returns how
-// many spans it sent.
+// many spans it sent. Every parent is sent before its children, so that a
+// healthy span's verdict does not depend on how soon a busy machine
+// delivers its parent (--orphan-grace).
 func seedTraffic(t *testing.T, tp *traceport, cut map[string]bool) int {
 	t.Helper()
 	var zipkin []zipkinSpan
+	traceIDs, serverIDs := make([]string, len(meshApps)), make([]string, len(meshApps))
 	start := time.Now().Add(-time.Second)
 	for i, app := range meshApps {
-		traceID := randomHex(t, 16)
-		client, server := sidecarPair(t, app, traceID, start)
+		traceIDs[i] = randomHex(t, 16)
+		client, server := sidecarPair(t, app, traceIDs[i], start)
+		serverIDs[i] = server.ID
 		zipkin = append(zipkin, client)
 		if !cut[app.service] {
 			zipkin = append(zipkin, server)
 		}
+	}
+	tp.postZipkin(zipkinJSON(t, zipkin))
+	for i, app := range meshApps {
 		protocol := "grpc"
 		if i%2 == 1 {
 			protocol = "http"
 		}
 		sdk := newSDKSender(t, protocol, tp.addr, app.service)
-		sdk.handle(t, app.service, app.path, traceID, server.ID)
+		sdk.handle(t, app.service, app.path, traceIDs[i], serverIDs[i])
 		sdk.flush(t)
 	}
-	tp.postZipkin(zipkinJSON(t, zipkin))
 	instrumentedCall(t, tp, start)
 	sharedSpanCall(t, tp)
 	// Per app: 2 Envoy and 2 SDK spans; the instrumented call: 4 Envoy and
@@ -62,8 +68,7 @@ func seedTraffic(t *testing.T, tp *traceport, cut map[string]bool) int {
 // its own sidecar's outbound CLIENT span (frontend.shop) is that span's
 // child, and cart's sidecar SERVER span (cart.shop) is the child of the
 // sidecar's. cart's SDK reports under it. Each sender reports as soon as
-// its span ends, so that every parent arrives within the grace period even
-// under -race.
+// its span ends, and every parent is sent before its children.
 func instrumentedCall(t *testing.T, tp *traceport, start time.Time) {
 	t.Helper()
 	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(tp.addr), otlptracegrpc.WithInsecure())
@@ -93,6 +98,7 @@ func instrumentedCall(t *testing.T, tp *traceport, start time.Time) {
 		LocalEndpoint: zipkinEndpoint{ServiceName: "frontend.shop", IPv4: "10.244.5.4"},
 		Tags:          map[string]string{"component": "proxy", "upstream_cluster": "inbound|8080||", "istio.canonical_service": "frontend", "istio.namespace": "shop"},
 	}
+	tp.postZipkin(zipkinJSON(t, []zipkinSpan{gwOut, feIn}))
 	tid, _ := trace.TraceIDFromHex(traceID)
 	sid, _ := trace.SpanIDFromHex(feIn.ID)
 	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
@@ -117,23 +123,22 @@ func instrumentedCall(t *testing.T, tp *traceport, start time.Time) {
 		Tags: map[string]string{"component": "proxy", "upstream_cluster": "inbound|8080||",
 			"istio.canonical_service": "cart", "istio.namespace": "shop"},
 	}
-	tp.postZipkin(zipkinJSON(t, []zipkinSpan{gwOut, feIn, out, in}))
+	tp.postZipkin(zipkinJSON(t, []zipkinSpan{out, in}))
 	cart := newSDKSender(t, "http", tp.addr, "cart.shop")
 	cart.handle(t, "cart.shop", "/cart", traceID, in.ID)
 	cart.flush(t)
 }
 
-// sharedSpanCall posts Envoy's shared_span_context shape as the field sends
-// it (translate/testdata/zipkin/envoy-shared-span.json: the SERVER half
-// carries the CLIENT half's id) and the calling app's own CLIENT span, the
-// sidecar CLIENT span's parent, over OTLP/HTTP JSON.
+// sharedSpanCall posts the calling app's own CLIENT span over OTLP/HTTP
+// JSON, then its child, Envoy's shared_span_context shape as the field
+// sends it (translate/testdata/zipkin/envoy-shared-span.json: the SERVER
+// half carries the CLIENT half's id).
 func sharedSpanCall(t *testing.T, tp *traceport) {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join(repoRoot, "translate", "testdata", "zipkin", "envoy-shared-span.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp.postZipkin(body)
 	app := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"character-api"}},
 {"key":"k8s.namespace.name","value":{"stringValue":"character"}}]},"scopeSpans":[{"spans":[{"traceId":"00000000000000004e441824ec2b6a44",
 "spanId":"1a2b3c4d5e6f7081","name":"GET","kind":3,"startTimeUnixNano":"1766022480999000000","endTimeUnixNano":"1766022481004000000",
@@ -147,6 +152,7 @@ func sharedSpanCall(t *testing.T, tp *traceport) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("OTLP/HTTP JSON: %s: %s", resp.Status, msg)
 	}
+	tp.postZipkin(body) // after its parent, the app's CLIENT span
 }
 
 func (tp *traceport) getJSON(t *testing.T, path string, into any) {

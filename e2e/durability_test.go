@@ -377,6 +377,10 @@ func TestJaegerDown60s(t *testing.T) {
 			acked2, sent2, failed2 := s2.snapshot()
 
 			m = scrapeUntil(t, tp, 60*time.Second, drained)
+			a := m.account()
+			dropped2 := m.by("traceport_dropped_spans_total", "reason")
+			// Spans traceport took in from the kill on, by both processes.
+			took := received1 - receivedBefore + a.Received
 			var stored map[string]int
 			if persistent {
 				eventually(t, 30*time.Second, func() error {
@@ -388,11 +392,19 @@ func TestJaegerDown60s(t *testing.T) {
 					return allStoredCounts(stored, acked2)
 				})
 			}
-			time.Sleep(time.Second) // Jaeger's batch processor
-			stored, err = j.storedCounts(service)
-			if err != nil {
-				t.Fatal(err)
-			}
+			// traceport has exported all it will; Jaeger's batch processor
+			// stores it a little later, later still on a busy machine.
+			eventually(t, 60*time.Second, func() error {
+				var err error
+				stored, err = j.storedCounts(service)
+				if err != nil {
+					return err
+				}
+				if lost := took - float64(len(stored)); lost > dropped1+a.Dropped {
+					return fmt.Errorf("%g spans taken in and not in Jaeger, but dropped_spans_total = %g + %g", lost, dropped1, a.Dropped)
+				}
+				return nil
+			})
 			accepted, err := j.accepted()
 			if err != nil {
 				t.Fatal(err)
@@ -403,10 +415,6 @@ func TestJaegerDown60s(t *testing.T) {
 					ackedLost++
 				}
 			}
-			a := m.account()
-			dropped2 := m.by("traceport_dropped_spans_total", "reason")
-			// Spans traceport took in from the kill on, by both processes.
-			took := received1 - receivedBefore + a.Received
 			lost := took - float64(len(stored))
 			t.Logf("outage: %d spans sent, %d acknowledged (%d of them lost), %d requests refused or failed; "+
 				"first traceport: exported %g, dropped %g, refused %g requests as queue_full; second: replayed %g, %s, dropped %v, refused %v; "+
