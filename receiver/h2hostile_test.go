@@ -290,6 +290,11 @@ func heapNow() uint64 {
 // result is how many requests were answered OK within a second, of how
 // many sent.
 func legitClients(t *testing.T, addr string, stop <-chan struct{}) func() (ok, sent int) {
+	return legitExporters(t, addr, stop, func(c codes.Code) bool { return c == codes.OK })
+}
+
+// legitExporters runs the two clients; answered says which status counts.
+func legitExporters(t *testing.T, addr string, stop <-chan struct{}, answered func(codes.Code) bool) func() (ok, sent int) {
 	var okN, sentN atomic.Int64
 	var wg sync.WaitGroup
 	body := bench.SDKOTLP(10, 1)
@@ -313,7 +318,7 @@ func legitClients(t *testing.T, addr string, stop <-chan struct{}) func() (ok, s
 				err := conn.Invoke(ctx, grpcraw.OTLPExport, &grpcraw.Message{Data: body}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
 				cancel()
 				sentN.Add(1)
-				if err == nil {
+				if answered(status.Code(err)) {
 					okN.Add(1)
 				}
 			}
@@ -610,36 +615,7 @@ func TestHostileH2NativeUploads(t *testing.T) {
 // legitAnswered is legitClients counting any gRPC status (a refusal
 // included) received within a second as answered.
 func legitAnswered(t *testing.T, addr string, stop <-chan struct{}) func() (ok, sent int) {
-	var okN, sentN atomic.Int64
-	var wg sync.WaitGroup
-	body := bench.SDKOTLP(10, 1)
-	for range 2 {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer conn.Close()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				var resp grpcraw.Message
-				err := conn.Invoke(ctx, grpcraw.OTLPExport, &grpcraw.Message{Data: body}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
-				cancel()
-				sentN.Add(1)
-				if c := status.Code(err); c == codes.OK || c == codes.ResourceExhausted {
-					okN.Add(1)
-				}
-			}
-		}()
-	}
-	return func() (int, int) { wg.Wait(); return int(okN.Load()), int(sentN.Load()) }
+	return legitExporters(t, addr, stop, func(c codes.Code) bool { return c == codes.OK || c == codes.ResourceExhausted })
 }
 
 // hpackBomb is a request header block that adds one 4 KB entry to HPACK's
