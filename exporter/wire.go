@@ -11,10 +11,11 @@ import (
 // Field numbers of the OTLP trace messages the wire walker reads
 // (opentelemetry/proto/trace/v1/trace.proto).
 const (
-	fieldRequestResourceSpans = 1 // ExportTraceServiceRequest.resource_spans
-	fieldResourceScopeSpans   = 2 // ResourceSpans.scope_spans
-	fieldScopeSpans           = 2 // ScopeSpans.spans
-	fieldSpanTraceID          = 1 // Span.trace_id
+	fieldRequestResourceSpans = 1    // ExportTraceServiceRequest.resource_spans
+	fieldResourceScopeSpans   = 2    // ResourceSpans.scope_spans
+	fieldResourceLegacySpans  = 1000 // ResourceSpans.instrumentation_library_spans (deprecated)
+	fieldScopeSpans           = 2    // ScopeSpans.spans (InstrumentationLibrarySpans.spans too)
+	fieldSpanTraceID          = 1    // Span.trace_id
 )
 
 var errFound = errors.New("found") // ends a walk early; never returned
@@ -24,7 +25,9 @@ var errFound = errors.New("found") // ends a walk early; never returned
 // span keeps a reference to the header of its ResourceSpans and ScopeSpans
 // (all their fields but the repeated children), so any subset of spans can
 // be written back as a valid request with the same resources and scopes.
-// All slices point into the walked bytes.
+// All slices point into the walked bytes. It is the exporter's one walk
+// over the three levels above the spans: SplitRequest cuts by size with
+// it, kafkaRecords groups by trace with it.
 type wireSpans struct {
 	resources [][]byte    // ResourceSpans fields other than scope_spans
 	scopes    []wireScope // ScopeSpans fields other than spans
@@ -32,7 +35,8 @@ type wireSpans struct {
 }
 
 type wireScope struct {
-	resource int // index in resources
+	resource int              // index in resources
+	num      protowire.Number // the field it came in: scope_spans, or the legacy one
 	header   []byte
 }
 
@@ -43,11 +47,15 @@ type wireSpan struct {
 }
 
 // walkSpans takes data apart, spans a hint of how many spans it holds. It
-// allocates only the index slices; unknown fields of the request are
-// skipped, unknown fields of resources, scopes and spans are kept. Equal
-// resources (and equal scopes of one resource) get one index: a batch of
-// pushes from one service holds its resource once per push, and the spans
-// of a trace then share one ResourceSpans when written back.
+// allocates only the index slices and the headers; unknown fields of the
+// request are skipped, unknown fields of resources, scopes and spans are
+// kept. Equal resources (and equal scopes of one resource) get one index:
+// a batch of pushes from one service holds its resource once per push, and
+// the spans of a trace then share one ResourceSpans when written back.
+//
+// Legacy instrumentation_library_spans (field 1000) hold the spans of a
+// ResourceSpans that has no scope_spans; next to scope_spans they are left
+// out, as every OTLP receiver ignores them there.
 func walkSpans(data []byte, spans int, w *wireSpans) error {
 	w.spans = make([]wireSpan, 0, spans)
 	resIndex := map[string]int{}
@@ -57,12 +65,15 @@ func walkSpans(data []byte, spans int, w *wireSpans) error {
 			return nil
 		}
 		var header []byte
-		var scopes [][]byte
+		var scopes, legacy [][]byte
 		err := translate.EachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
-			if num != fieldResourceScopeSpans || typ != protowire.BytesType {
-				header = append(header, field...)
-			} else {
+			switch {
+			case typ == protowire.BytesType && num == fieldResourceScopeSpans:
 				scopes = append(scopes, value)
+			case typ == protowire.BytesType && num == fieldResourceLegacySpans:
+				legacy = append(legacy, value)
+			default:
+				header = append(header, field...)
 			}
 			return nil
 		})
@@ -75,8 +86,12 @@ func walkSpans(data []byte, spans int, w *wireSpans) error {
 			resIndex[string(header)] = res
 			w.resources = append(w.resources, header)
 		}
+		scopeNum := protowire.Number(fieldResourceScopeSpans)
+		if len(scopes) == 0 {
+			scopes, scopeNum = legacy, fieldResourceLegacySpans
+		}
 		for _, sc := range scopes {
-			if err := walkScope(sc, res, w, scopeIndex); err != nil {
+			if err := walkScope(sc, res, scopeNum, w, scopeIndex); err != nil {
 				return err
 			}
 		}
@@ -86,10 +101,11 @@ func walkSpans(data []byte, spans int, w *wireSpans) error {
 
 type wireScopeKey struct {
 	resource int
+	num      protowire.Number
 	header   string
 }
 
-func walkScope(data []byte, res int, w *wireSpans, index map[wireScopeKey]int) error {
+func walkScope(data []byte, res int, num protowire.Number, w *wireSpans, index map[wireScopeKey]int) error {
 	var header []byte
 	first := len(w.spans)
 	err := translate.EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
@@ -111,12 +127,12 @@ func walkScope(data []byte, res int, w *wireSpans, index map[wireScopeKey]int) e
 		}
 		return err
 	})
-	key := wireScopeKey{res, string(header)}
+	key := wireScopeKey{res, num, string(header)}
 	scope, ok := index[key]
 	if !ok {
 		scope = len(w.scopes)
 		index[key] = scope
-		w.scopes = append(w.scopes, wireScope{resource: res, header: header})
+		w.scopes = append(w.scopes, wireScope{resource: res, num: num, header: header})
 	}
 	for i := first; i < len(w.spans); i++ {
 		w.spans[i].scope = scope
@@ -143,7 +159,7 @@ func (w *wireSpans) appendRequest(dst []byte, picked []int) []byte {
 			for l < j && w.spans[picked[l]].scope == scope {
 				l++
 			}
-			dst = protowire.AppendTag(dst, fieldResourceScopeSpans, protowire.BytesType)
+			dst = protowire.AppendTag(dst, w.scopes[scope].num, protowire.BytesType)
 			dst = protowire.AppendVarint(dst, uint64(w.scopeSize(picked[k:l])))
 			dst = append(dst, w.scopes[scope].header...)
 			for _, s := range picked[k:l] {
@@ -184,7 +200,7 @@ func (w *wireSpans) resourceSize(picked []int) int {
 			l++
 		}
 		size := w.scopeSize(picked[k:l])
-		n += 1 + protowire.SizeVarint(uint64(size)) + size
+		n += protowire.SizeTag(w.scopes[scope].num) + protowire.SizeVarint(uint64(size)) + size
 		k = l
 	}
 	return n
