@@ -2,7 +2,6 @@ package diagnosis
 
 import (
 	"bytes"
-	"encoding/json"
 	"html/template"
 	"net/http"
 	"strings"
@@ -11,18 +10,30 @@ import (
 	"github.com/traceport/traceport/topology"
 )
 
+// Topology is what diagnosis reads of the topology tracker
+// (*topology.Tracker): trace health, dependencies and the tables' fill over
+// its window, and the workload each service belongs to.
+type Topology interface {
+	Edges() []topology.Edge
+	Health() []topology.ServiceHealth
+	Stats() topology.Stats
+	Window() (window, grace time.Duration)
+	Workload(service string) string
+	MeshCallee(workload string) bool
+}
+
 // Diagnosis serves what it finds on the receiver's port. Create it with
 // New once the receiver and the tracker exist, and Register it on the mux
 // the receiver serves as Config.Pages.
 type Diagnosis struct {
 	cfg   Config
-	topo  *topology.Tracker
+	topo  Topology
 	table SourceTable
 }
 
 // New reads sources from table and trace health and dependencies from
 // topo. A zero cfg.SilenceAfter is DefaultConfig's.
-func New(cfg Config, topo *topology.Tracker, table SourceTable) *Diagnosis {
+func New(cfg Config, topo Topology, table SourceTable) *Diagnosis {
 	if cfg.SilenceAfter <= 0 {
 		cfg.SilenceAfter = DefaultConfig().SilenceAfter
 	}
@@ -34,9 +45,9 @@ func New(cfg Config, topo *topology.Tracker, table SourceTable) *Diagnosis {
 func (d *Diagnosis) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", d.servePage)
 	mux.HandleFunc("GET /api/sources", d.serveSources)
-	mux.Handle("GET /api/dependencies", d.topo.DependenciesHandler())
-	mux.Handle("GET /api/health", d.topo.HealthHandler())
-	mux.Handle("GET /ui/graph.svg", d.topo.SVGHandler())
+	mux.HandleFunc("GET /api/dependencies", d.serveDependencies)
+	mux.HandleFunc("GET /api/health", d.serveHealth)
+	mux.HandleFunc("GET /ui/graph.svg", d.serveGraph)
 }
 
 func (d *Diagnosis) now() time.Time {
@@ -59,10 +70,7 @@ func (d *Diagnosis) serveSources(w http.ResponseWriter, r *http.Request) {
 		}
 		rep.Sources = kept
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(rep)
+	writeJSON(w, rep)
 }
 
 // servePage is GET /: findings, the dependency graph, sources and trace
@@ -71,7 +79,7 @@ func (d *Diagnosis) servePage(w http.ResponseWriter, r *http.Request) {
 	edges := d.topo.Edges()
 	health := d.topo.Health()
 	var svg bytes.Buffer
-	topology.WriteSVG(&svg, edges, health)
+	writeSVG(&svg, edges, health)
 	data := pageData{d.Report(), health, edges, template.HTML(svg.String()), d.topo.Stats()}
 	var b bytes.Buffer
 	if err := page.Execute(&b, data); err != nil {

@@ -366,7 +366,7 @@ func TestCallVerdictsThroughTheReceiver(t *testing.T) {
 		t.Errorf("lost edges %v, want %v", lost, want)
 	}
 	var lostLinks []string
-	for _, l := range topology.DependencyLinks(tp.topo.Edges(), true) {
+	for _, l := range dependencyLinks(tp.topo.Edges(), true) {
 		if l.Lost {
 			lostLinks = append(lostLinks, l.Parent+" → "+l.Child)
 		}

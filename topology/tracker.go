@@ -792,6 +792,12 @@ func (t *Tracker) MeshCallee(workload string) bool {
 	return false
 }
 
+// Window returns how far back Health and Edges look, and how long a span
+// waits for its parent before it is judged.
+func (t *Tracker) Window() (window, grace time.Duration) {
+	return t.cfg.Window, t.cfg.Grace
+}
+
 // Stats are the tables' fill and overflow, for the docs' limits.
 type Stats struct {
 	Spans, Pending, Traces, Edges int

@@ -1,7 +1,6 @@
-package topology
+package diagnosis
 
 import (
-	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -9,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/traceport/traceport/topology"
 )
 
 // DependencyLink is one edge in Jaeger's /api/dependencies shape
@@ -20,7 +21,7 @@ type DependencyLink struct {
 	Source    string `json:"source,omitempty"`
 	// Lost marks a peer_hint link whose calls never reached a SERVER span,
 	// directly or through the caller's own sidecar, while the callee
-	// reports spans: its server side is missing (see Edge.Lost).
+	// reports spans: its server side is missing (see topology.Edge.Lost).
 	Lost bool `json:"lost,omitempty"`
 }
 
@@ -30,10 +31,10 @@ const (
 	SourcePeerHint    = "peer_hint"    // only CLIENT spans name the callee: Jaeger does not
 )
 
-// DependencyLinks converts edges to Jaeger's shape: the linked edges, what
+// dependencyLinks converts edges to Jaeger's shape: the linked edges, what
 // Jaeger's own dependency graph would show; with hints, also the edges only
 // CLIENT spans' peer attributes show, their count being those spans.
-func DependencyLinks(edges []Edge, hints bool) []DependencyLink {
+func dependencyLinks(edges []topology.Edge, hints bool) []DependencyLink {
 	out := []DependencyLink{}
 	for _, e := range edges {
 		switch {
@@ -46,46 +47,25 @@ func DependencyLinks(edges []Edge, hints bool) []DependencyLink {
 	return out
 }
 
-// DependenciesHandler serves GET /api/dependencies as Jaeger's query API
+// serveDependencies serves GET /api/dependencies as Jaeger's query API
 // does: {"data":[{"parent","child","callCount"}],"total":…}. endTs and
 // lookback are accepted and ignored: the window is the tracker's.
 // ?hints=true adds the edges seen only in CLIENT spans' peer attributes.
-func (t *Tracker) DependenciesHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET")
-			http.Error(w, "use GET", http.StatusMethodNotAllowed)
-			return
-		}
-		links := DependencyLinks(t.Edges(), r.URL.Query().Get("hints") == "true")
-		writeJSON(w, struct {
-			Data   []DependencyLink `json:"data"`
-			Total  int              `json:"total"`
-			Limit  int              `json:"limit"`
-			Offset int              `json:"offset"`
-			Errors []string         `json:"errors"`
-		}{Data: links, Total: len(links)})
-	})
+func (d *Diagnosis) serveDependencies(w http.ResponseWriter, r *http.Request) {
+	links := dependencyLinks(d.topo.Edges(), r.URL.Query().Get("hints") == "true")
+	writeJSON(w, struct {
+		Data   []DependencyLink `json:"data"`
+		Total  int              `json:"total"`
+		Limit  int              `json:"limit"`
+		Offset int              `json:"offset"`
+		Errors []string         `json:"errors"`
+	}{Data: links, Total: len(links)})
 }
 
-// HealthHandler serves GET /api/health: every service's orphan and
-// rootless shares over the window, and the tables' fill.
-func (t *Tracker) HealthHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, struct {
-			Window   string          `json:"window"`
-			Grace    string          `json:"grace"`
-			Services []ServiceHealth `json:"services"`
-			Tables   Stats           `json:"tables"`
-		}{t.cfg.Window.String(), t.cfg.Grace.String(), t.Health(), t.Stats()})
-	})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+// serveGraph serves the dependency graph alone (GET /ui/graph.svg).
+func (d *Diagnosis) serveGraph(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "image/svg+xml")
+	writeSVG(w, d.topo.Edges(), d.topo.Health())
 }
 
 // Layout of the SVG graph, in pixels. Node boxes are as wide as the
@@ -108,7 +88,7 @@ type pos struct{ x, y int }
 // workloads sorted by name within a column, a workload's sidecar (the
 // service named as the workload) above its app. It returns the positions,
 // the node width and the drawing's size.
-func layout(edges []Edge, workload map[string]string) (at map[string]pos, nodeW, width, height int) {
+func layout(edges []topology.Edge, workload map[string]string) (at map[string]pos, nodeW, width, height int) {
 	unit := func(n string) string {
 		if w := workload[n]; w != "" {
 			return w
@@ -117,7 +97,7 @@ func layout(edges []Edge, workload map[string]string) (at map[string]pos, nodeW,
 	}
 	units := map[string]bool{}
 	members := map[string][]string{}
-	var unitEdges []Edge
+	var unitEdges []topology.Edge
 	longest := 0
 	for _, e := range edges {
 		for _, n := range []string{e.Parent, e.Child} {
@@ -128,7 +108,7 @@ func layout(edges []Edge, workload map[string]string) (at map[string]pos, nodeW,
 			}
 		}
 		if unit(e.Parent) != unit(e.Child) {
-			unitEdges = append(unitEdges, Edge{Parent: unit(e.Parent), Child: unit(e.Child)})
+			unitEdges = append(unitEdges, topology.Edge{Parent: unit(e.Parent), Child: unit(e.Child)})
 		}
 	}
 	// About 7 px per character of bold 12 px sans-serif, and padding.
@@ -162,15 +142,15 @@ func layout(edges []Edge, workload map[string]string) (at map[string]pos, nodeW,
 	return at, nodeW, width, height
 }
 
-// WriteSVG draws the edges as an SVG that scales to its container (viewBox,
+// writeSVG draws the edges as an SVG that scales to its container (viewBox,
 // width 100%, never wider than its natural size). Linked edges are solid
 // and labelled with their calls; calls that reached a server only through
 // the caller's own sidecar are dotted grey (healthy); other hinted-only
 // edges are dashed, red when the callee reports spans (its server side was
 // lost), grey when it does not (uninstrumented). Nodes are coloured by
 // orphan ratio. The output depends on its input only.
-func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
-	ratio := map[string]ServiceHealth{}
+func writeSVG(w io.Writer, edges []topology.Edge, health []topology.ServiceHealth) error {
+	ratio := map[string]topology.ServiceHealth{}
 	for _, h := range health {
 		ratio[h.Service] = h
 	}
@@ -188,23 +168,7 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 	for _, e := range edges {
 		p, c := at[e.Parent], at[e.Child]
 		path, lx, ly := edgePath(p, c, nodeW)
-		kind, stroke, dash, label := "linked", "#333", "", fmt.Sprintf("%d", e.Calls)
-		title := fmt.Sprintf("%s → %s: %d calls linked by parent span", e.Parent, e.Child, e.Calls)
-		switch {
-		case e.Calls > 0:
-		case e.Answered > 0:
-			kind, stroke, dash, label = "relayed", "#90a4ae", ` stroke-dasharray="2 3"`, fmt.Sprintf("%d", e.Answered)
-			title = fmt.Sprintf("%s → %s: %d of %d calls reached a SERVER span through %s's own sidecar (CLIENT → CLIENT → SERVER): healthy; Jaeger draws them via the sidecar", e.Parent, e.Child, e.Answered, e.Hinted, e.Parent)
-		case e.Lost():
-			kind, stroke, dash, label = "broken", "#c62828", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
-			title = fmt.Sprintf("%s → %s: %d CLIENT spans name %s, which reports spans, but no call reached a SERVER span, directly or through the caller's sidecar: the server side (its sidecar path?) is missing or propagation is broken", e.Parent, e.Child, e.Hinted, e.Child)
-		default:
-			kind, stroke, dash, label = "hinted", "#999", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
-			title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; it reports no spans (not instrumented?)", e.Parent, e.Child, e.Hinted)
-			if e.ChildReports {
-				title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; their calls are still within the grace period", e.Parent, e.Child, e.Hinted)
-			}
-		}
+		kind, stroke, dash, label, title := edgeLook(e)
 		fmt.Fprintf(&b, `<g class="edge %s" data-parent="%s" data-child="%s"><title>%s</title><path d="%s" fill="none" stroke="%s" stroke-width="1.6"%s marker-end="url(#arrow)"/>`,
 			kind, esc(e.Parent), esc(e.Child), esc(title), path, stroke, dash)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="%s">%s</text></g>`+"\n", lx, ly, stroke, label)
@@ -236,6 +200,29 @@ func WriteSVG(w io.Writer, edges []Edge, health []ServiceHealth) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// edgeLook is how an edge is drawn: its class, colour, dash and label,
+// and the <title> that says what it means.
+func edgeLook(e topology.Edge) (kind, stroke, dash, label, title string) {
+	kind, stroke, dash, label = "linked", "#333", "", fmt.Sprintf("%d", e.Calls)
+	title = fmt.Sprintf("%s → %s: %d calls linked by parent span", e.Parent, e.Child, e.Calls)
+	switch {
+	case e.Calls > 0:
+	case e.Answered > 0:
+		kind, stroke, dash, label = "relayed", "#90a4ae", ` stroke-dasharray="2 3"`, fmt.Sprintf("%d", e.Answered)
+		title = fmt.Sprintf("%s → %s: %d of %d calls reached a SERVER span through %s's own sidecar (CLIENT → CLIENT → SERVER): healthy; Jaeger draws them via the sidecar", e.Parent, e.Child, e.Answered, e.Hinted, e.Parent)
+	case e.Lost():
+		kind, stroke, dash, label = "broken", "#c62828", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
+		title = fmt.Sprintf("%s → %s: %d CLIENT spans name %s, which reports spans, but no call reached a SERVER span, directly or through the caller's sidecar: the server side (its sidecar path?) is missing or propagation is broken", e.Parent, e.Child, e.Hinted, e.Child)
+	default:
+		kind, stroke, dash, label = "hinted", "#999", ` stroke-dasharray="6 4"`, fmt.Sprintf("%d?", e.Hinted)
+		title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; it reports no spans (not instrumented?)", e.Parent, e.Child, e.Hinted)
+		if e.ChildReports {
+			title = fmt.Sprintf("%s → %s: %d CLIENT spans name it; their calls are still within the grace period", e.Parent, e.Child, e.Hinted)
+		}
+	}
+	return kind, stroke, dash, label, title
 }
 
 // edgePath routes an edge from node p to node c: a curve to the next
@@ -276,7 +263,7 @@ func edgePath(p, c pos, nodeW int) (path string, lx, ly int) {
 // (then from the rest, by name) drops the edges that close a cycle — in a
 // mesh, app ↔ own sidecar is one in every instrumented workload — so that
 // every node in column d > 0 has a caller in column d-1: no empty columns.
-func layers(nodes map[string]bool, edges []Edge) map[string]int {
+func layers(nodes map[string]bool, edges []topology.Edge) map[string]int {
 	names := make([]string, 0, len(nodes))
 	for n := range nodes {
 		names = append(names, n)
@@ -346,12 +333,4 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-// SVGHandler serves the graph alone (GET /ui/graph.svg).
-func (t *Tracker) SVGHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "image/svg+xml")
-		WriteSVG(w, t.Edges(), t.Health())
-	})
 }
