@@ -3,6 +3,8 @@
 // arrives, and the service-to-service edges the spans show, all with
 // bounded memory. It answers the question Jaeger's empty dependency graph
 // raises — which path lost which spans — while traceport still holds them.
+// It keeps the data and serves nothing: package diagnosis turns Edges,
+// Health and Stats into /api/dependencies, /api/health and the graph.
 //
 // # What is measured
 //
