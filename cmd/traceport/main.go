@@ -94,7 +94,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	exp.Start()
 	rcfg := cfg.receiverConfig(serverTLS)
 	rcfg.Accounts = exp.Accounts()
-	// Diagnosis: trace health, GET /, /api/sources, /api/dependencies.
+	// Topology keeps trace health and dependencies; diagnosis serves GET /,
+	// /api/sources, /api/health, /api/dependencies and /ui/graph.svg.
 	topo := topology.New(topology.Config{Grace: cfg.Diagnose.OrphanGrace, Window: cfg.Diagnose.HealthWindow, MaxNames: cfg.MaxServices, SampleRatio: cfg.Diagnose.HealthSampleRatio}, reg)
 	pages := http.NewServeMux()
 	rcfg.Observer, rcfg.Pages = topo, pages
