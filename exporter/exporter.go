@@ -470,7 +470,9 @@ type batch struct {
 	tooLarge int // single spans larger than the limit or the destination takes
 
 	jaeger    []*model.Batch // jaeger-grpc: converted batches not yet sent
-	kafka     []kafkaRecord  // kafka: records not yet accepted
+	kafka     []kafkaRecord  // kafka: records to produce
+	flight    *kafkaFlight   // kafka: records the client holds
+	arena     *recordArena   // kafka: the records' values
 	converted bool
 }
 
@@ -678,7 +680,10 @@ func (e *Exporter) settle(b *batch, rest reason, err error) {
 		p.free()
 	}
 	b.pending, b.planned = nil, false
-	b.jaeger, b.kafka = nil, nil
+	if b.flight.answered() { // else the client still reads the values: the GC frees them
+		b.arena.free()
+	}
+	b.jaeger, b.kafka, b.flight, b.arena = nil, nil, nil, nil
 	switch {
 	case left > 0:
 		e.log.Warn("spans dropped", "spans", left, "reason", reasonNames[rest], "err", err)

@@ -11,6 +11,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gogo/protobuf/jsonpb"
 	"github.com/jaegertracing/jaeger-idl/model/v1"
@@ -20,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/traceport/traceport/internal/bufpool"
 	"github.com/traceport/traceport/translate"
 )
 
@@ -167,9 +171,10 @@ func newKafkaClient(k *KafkaConfig, cfg *Config) (*kgo.Client, error) {
 		kgo.DefaultProduceTopic(k.Topic),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytes(int32(k.MaxMessageBytes)),
-		// An attempt is bounded like every export attempt; past it the
-		// exporter's backoff decides, as for the other destinations.
-		kgo.RecordDeliveryTimeout(cfg.Timeout),
+		// Records not sent yet are failed like an export attempt times out
+		// (franz-go's floor is 1 s); past it the exporter's backoff
+		// decides, as for the other destinations.
+		kgo.RecordDeliveryTimeout(max(cfg.Timeout, time.Second)),
 		// Each sender produces one batch at a time, but records abandoned
 		// in an outage stay buffered until the broker answers. Bounded:
 		// beyond this Produce blocks until the attempt's end. Room for a
@@ -205,51 +210,52 @@ type kafkaRecord struct {
 	spans int
 }
 
-// sendKafka turns the batch into records once (kafkaRecords), then
-// produces those not yet accepted. Progress is kept across attempts, so a
-// retry resends only the records a retryable error sent back.
+// sendKafka turns the batch into records once (kafkaRecords), hands those
+// not yet accepted to the client and waits for the client's answer to each.
+//
+// An attempt waits at most export-timeout. Records the client still holds
+// then stay with it: the next attempt waits for the same records instead
+// of producing them again, so a slow broker costs waiting, not duplicates
+// (which, resent, would make it slower still). Only records the client
+// answered with a retryable error are produced again, as new records.
 func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	var transient, permanent *attemptError
+	var permanent *attemptError
 	if !b.converted {
 		b.converted = true
-		whole := itemsPart(b.items) // records copy what they keep: freed at once
-		recs, tooLarge, err := kafkaRecords(whole.joined().ReadOnlyData(), b.spans, &e.cfg.Kafka)
-		whole.free()
-		if err != nil {
-			b.rejected = b.spans
-			return e.failed(&attemptError{code: "decode", err: err})
-		}
-		b.kafka = recs
-		n := 0
-		for _, r := range recs {
-			n += r.spans
-		}
-		b.rejected = max(b.spans-n, 0) // spans too large for a record, or left out by the translation
-		if tooLarge > 0 {
-			permanent = &attemptError{code: kerr.MessageTooLarge.Message, err: fmt.Errorf("%d spans each larger than kafka-max-message-bytes %d allows: %w", tooLarge, e.cfg.Kafka.MaxMessageBytes, kerr.MessageTooLarge)}
+		if permanent = e.convertKafka(b); permanent != nil && len(b.kafka) == 0 {
+			return e.failed(permanent)
 		}
 	}
-	results := e.produce(ctx, b.kafka)
-	var retry []kafkaRecord
-	for i, err := range results {
-		r := b.kafka[i]
-		if err == nil {
+	if b.flight == nil {
+		b.flight = e.produce(ctx, b.kafka)
+	}
+	select {
+	case <-b.flight.done:
+	case <-ctx.Done():
+		return e.failed(&attemptError{code: "timeout", retryable: true, err: errNoAnswer})
+	}
+	f := b.flight
+	b.flight, b.kafka = nil, nil
+	failed := f.failures()
+	var transient *attemptError
+	for _, r := range f.recs {
+		err, ok := failed[r.rec]
+		if !ok {
 			b.sent += r.spans
 			continue
 		}
 		ae := classifyKafka(err)
 		if ae.retryable {
-			// A fresh record: an abandoned one may still be the client's.
-			retry = append(retry, kafkaRecord{rec: &kgo.Record{Key: r.rec.Key, Value: r.rec.Value}, spans: r.spans})
+			// A new record: the client is done with the old one.
+			b.kafka = append(b.kafka, kafkaRecord{rec: &kgo.Record{Key: r.rec.Key, Value: r.rec.Value}, spans: r.spans})
 			transient = ae
 			continue
 		}
 		b.rejected += r.spans
 		permanent = ae
 	}
-	b.kafka = retry
 	if transient != nil {
 		return e.failed(transient)
 	}
@@ -259,39 +265,92 @@ func (e *Exporter) sendKafka(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// errAbandoned is the result of a record the client still holds when the
-// attempt's time is up.
-var errAbandoned = errors.New("kafka: no answer within export-timeout")
+// convertKafka makes the batch's records. Spans that fit no record are
+// counted rejected and reported as a permanent error.
+func (e *Exporter) convertKafka(b *batch) *attemptError {
+	recs, arena, tooLarge, err := kafkaRecords(b.items, &e.cfg.Kafka)
+	if err != nil {
+		b.rejected = b.spans
+		return &attemptError{code: "decode", err: err}
+	}
+	b.kafka, b.arena = recs, arena
+	n := 0
+	for _, r := range recs {
+		n += r.spans
+	}
+	b.rejected = max(b.spans-n, 0) // spans too large for a record, or left out by the translation
+	if tooLarge > 0 {
+		return &attemptError{code: kerr.MessageTooLarge.Message, err: fmt.Errorf("%d spans each larger than kafka-max-message-bytes %d allows: %w", tooLarge, e.cfg.Kafka.MaxMessageBytes, kerr.MessageTooLarge)}
+	}
+	return nil
+}
 
-// produce hands the records to the client and waits for each one's result
-// until ctx ends. The client may keep a record it already sent to a broker
-// that went away (the idempotent producer never fails those on a timeout,
-// so as not to reorder); such a record is abandoned here as errAbandoned
-// and sent again as a new record on retry, so a sender never waits for a
-// broker longer than export-timeout. If the abandoned one is delivered
-// later too, the trace's spans are in the topic twice: at least once.
-func (e *Exporter) produce(ctx context.Context, recs []kafkaRecord) []error {
-	type result struct {
-		i   int
-		err error
+// errNoAnswer ends an attempt whose records the client still holds at
+// export-timeout: sent to a broker that has not answered yet.
+var errNoAnswer = errors.New("kafka: no answer within export-timeout")
+
+// kafkaFlight is the records of a batch handed to the client, and the
+// client's answers. One promise serves all of them: a success only counts
+// down; failures, rare, are kept by record.
+type kafkaFlight struct {
+	recs []kafkaRecord
+	left atomic.Int64  // records not answered yet
+	done chan struct{} // closed when left reaches zero
+
+	mu     sync.Mutex
+	failed map[*kgo.Record]error
+}
+
+// produce hands the records to the client. ctx bounds the wait for buffer
+// space and cancels the records the client has not sent yet when the
+// attempt ends (they come back as retryable failures); records already
+// sent stay with the client until the broker answers or the client gives
+// up on them (RecordDeliveryTimeout, where failing them is safe).
+func (e *Exporter) produce(ctx context.Context, recs []kafkaRecord) *kafkaFlight {
+	f := &kafkaFlight{recs: recs, done: make(chan struct{})}
+	f.left.Store(int64(len(recs)))
+	if len(recs) == 0 {
+		close(f.done)
+		return f
 	}
-	done := make(chan result, len(recs)) // never blocks the client's callbacks
-	for i, r := range recs {
-		e.kafka.Produce(ctx, r.rec, func(_ *kgo.Record, err error) { done <- result{i, err} })
-	}
-	results := make([]error, len(recs))
-	for i := range results {
-		results[i] = errAbandoned
-	}
-	for range recs {
-		select {
-		case r := <-done:
-			results[r.i] = r.err
-		case <-ctx.Done():
-			return results
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			f.mu.Lock()
+			if f.failed == nil {
+				f.failed = map[*kgo.Record]error{}
+			}
+			f.failed[r] = err
+			f.mu.Unlock()
+		}
+		if f.left.Add(-1) == 0 {
+			close(f.done)
 		}
 	}
-	return results
+	for _, r := range recs {
+		e.kafka.Produce(ctx, r.rec, promise)
+	}
+	return f
+}
+
+// answered says whether the client is done with every record of the
+// flight (always, for no flight).
+func (f *kafkaFlight) answered() bool {
+	if f == nil {
+		return true
+	}
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// failures is the records the client failed, once every one is answered.
+func (f *kafkaFlight) failures() map[*kgo.Record]error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
 }
 
 // classifyKafka decides retryability of a produce failure. Kafka's own
@@ -306,37 +365,48 @@ func classifyKafka(err error) *attemptError {
 		retryable := ke.Retriable && !errors.Is(err, kerr.UnknownTopicOrPartition)
 		return &attemptError{code: ke.Message, retryable: retryable, err: err}
 	}
-	if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errAbandoned) {
+	if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return &attemptError{code: "timeout", retryable: true, err: err}
 	}
 	return transportError(err)
 }
 
-// kafkaRecords encodes a batch (concatenated ExportTraceServiceRequests)
-// as records keyed by trace id. OTLP encodings hold the spans of one trace
-// per record, as many as fit in MaxMessageBytes; Jaeger encodings one span
-// per record, as Jaeger's collector writes them. tooLarge counts spans
-// that do not fit a record even alone; they are left out.
-func kafkaRecords(data []byte, spans int, k *KafkaConfig) (recs []kafkaRecord, tooLarge int, err error) {
+// kafkaRecords encodes a batch's pushes (serialized
+// ExportTraceServiceRequests) as records keyed by trace id. OTLP encodings
+// hold the spans of one trace per record, as many as fit in
+// MaxMessageBytes; Jaeger encodings one span per record, as Jaeger's
+// collector writes them. tooLarge counts spans that do not fit a record
+// even alone; they are left out. The records' values are in arena, to be
+// freed once the client is done with them.
+func kafkaRecords(items []item, k *KafkaConfig) (recs []kafkaRecord, arena *recordArena, tooLarge int, err error) {
 	limit := k.MaxMessageBytes - kafkaRecordOverhead
 	switch k.Encoding {
 	case KafkaJaegerProto, KafkaJaegerJSON:
-		return jaegerRecords(data, k.Encoding, limit)
+		whole := itemsPart(items)
+		defer whole.free() // records copy what they keep
+		recs, tooLarge, err = jaegerRecords(whole.joined().ReadOnlyData(), k.Encoding, limit)
+		return recs, nil, tooLarge, err
 	}
 	var w wireSpans
-	if err := walkSpans(data, spans, &w); err != nil {
-		return nil, 0, err
+	size, spans := 0, 0
+	for _, it := range items {
+		size += len(it.data)
+		spans += it.spans
+	}
+	w.spans = make([]wireSpan, 0, spans)
+	for _, it := range items {
+		if err := w.walk(it.data); err != nil {
+			return nil, nil, 0, err
+		}
 	}
 	if len(w.spans) == 0 {
-		return nil, 0, nil
+		return nil, nil, 0, nil
 	}
 	traces := w.byTrace()
-	// One allocation each for the values, keys and records of the batch,
-	// not three per record: with short traces a record is a span or two.
-	// Values are about the batch's size plus the resource and scope
-	// headers each record repeats; the arena grows if that was short
-	// (slices already cut keep the old array).
-	arena := make([]byte, 0, len(data)+len(traces)*(len(w.resources[0])+len(w.scopes[0].header)+16))
+	// The values take about the batch's size plus the resource and scope
+	// headers each record repeats: one pooled buffer, not one per record
+	// (with short traces a record is a span or two).
+	arena = newRecordArena(size + len(traces)*(len(w.resources[0])+len(w.scopes[0].header)+16))
 	keys := make([]byte, 32*len(traces))
 	records := make([]kgo.Record, 0, len(traces))
 	recs = make([]kafkaRecord, 0, len(traces))
@@ -345,29 +415,67 @@ func kafkaRecords(data []byte, spans int, k *KafkaConfig) (recs []kafkaRecord, t
 		id := w.spans[trace[0]].traceID
 		hex.Encode(key, id[:])
 		var encErr error
-		size := func(spans []int) int { return w.requestSize(spans) } // JSON is larger: checked once encoded
-		tooLarge += fitRecords(trace, limit, size, func(spans []int) bool {
-			start := len(arena)
-			arena = w.appendRequest(arena, spans)
-			value := arena[start:len(arena):len(arena)]
-			if k.Encoding == KafkaOTLPJSON {
-				arena = arena[:start]
-				if value, encErr = otlpJSON(value); encErr != nil {
+		tooLarge += fitRecords(trace, limit, w.requestSize, func(spans []int) bool {
+			var value []byte
+			if k.Encoding == KafkaOTLPJSON { // JSON is larger: checked once encoded
+				if value, encErr = otlpJSON(w.appendRequest(nil, spans)); encErr != nil {
 					return true // stop here, reported below
 				}
 				if len(value) > limit {
 					return false
 				}
+			} else {
+				value = w.appendRequest(arena.take(w.requestSize(spans)), spans)
 			}
 			records = append(records, kgo.Record{Key: key, Value: value})
 			recs = append(recs, kafkaRecord{rec: &records[len(records)-1], spans: len(spans)})
 			return true
 		})
 		if encErr != nil {
-			return nil, 0, encErr
+			arena.free()
+			return nil, nil, 0, encErr
 		}
 	}
-	return recs, tooLarge, nil
+	return recs, arena, tooLarge, nil
+}
+
+// recordArena holds the values of a batch's records in pooled buffers.
+type recordArena struct {
+	bufs []*[]byte
+	cur  []byte // the unused rest of the last buffer
+}
+
+func newRecordArena(size int) *recordArena {
+	a := &recordArena{}
+	a.grow(size)
+	return a
+}
+
+func (a *recordArena) grow(size int) {
+	buf := bufpool.Shared.Get(size)
+	a.bufs = append(a.bufs, buf)
+	a.cur = (*buf)[:0]
+}
+
+// take returns an empty slice with room for n bytes, to append to.
+func (a *recordArena) take(n int) []byte {
+	if cap(a.cur)-len(a.cur) < n {
+		a.grow(max(n, 1<<20))
+	}
+	start := len(a.cur)
+	a.cur = a.cur[:start+n]
+	return a.cur[start : start : start+n]
+}
+
+// free returns the buffers to the pool: no record value may be used after.
+func (a *recordArena) free() {
+	if a == nil {
+		return
+	}
+	for _, b := range a.bufs {
+		bufpool.Shared.Put(b)
+	}
+	a.bufs, a.cur = nil, nil
 }
 
 // fitRecords cuts one trace's spans into records: whole if size says they

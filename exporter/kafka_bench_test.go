@@ -81,7 +81,9 @@ func BenchmarkKafkaRecords(b *testing.B) {
 					var recs []kafkaRecord
 					var err error
 					if keyed {
-						recs, _, err = kafkaRecords(data, 8000, &k)
+						var arena *recordArena
+						recs, arena, _, err = kafkaRecords([]item{{data: data, spans: 8000}}, &k)
+						arena.free() // as settle does once the client is done
 					} else {
 						recs, err = unkeyedRecords(data, &k)
 					}

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -466,5 +467,50 @@ func TestKafkaTopicAuthorizationFailed(t *testing.T) {
 	}
 	if n := m["traceport_export_failures_total{code=TOPIC_AUTHORIZATION_FAILED,exporter=kafka}"]; n != 1 {
 		t.Errorf("failures{code=TOPIC_AUTHORIZATION_FAILED} = %v, want 1: %v", n, m)
+	}
+}
+
+// TestKafkaSlowBroker: the broker holds the first produce request until
+// three export attempts have timed out. The records it holds are waited
+// for, not produced again: every span is in the topic exactly once, each
+// timed-out attempt is a retry counted as "timeout", and nothing is dropped.
+func TestKafkaSlowBroker(t *testing.T) {
+	c := newKafka(t, 4)
+	release := make(chan struct{})
+	var held atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if held.CompareAndSwap(false, true) {
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false // then handled as usual
+	})
+	cfg := kafkaTestConfig(c.ListenAddrs(), nil)
+	cfg.Timeout = 200 * time.Millisecond
+	e, reg, planned := startPlanning(t, cfg)
+	reqs := [][]byte{traceRequest(t, "frontend", 7, 10, 40, 10), traceRequest(t, "cart", 8, 10, 40, 10)}
+	for _, r := range reqs {
+		if err := e.Push(r, 40, true, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "three timed-out attempts", func() bool { return len(planned()) >= 3 })
+	close(release)
+	eventually(t, 20*time.Second, "export", settled(e))
+	want := sentSpans(t, reqs...)
+	checkRecords(t, want, readTopic(t, c.ListenAddrs(), KafkaOTLPProto, len(want), 20*time.Second))
+	m := scrapeIdentity(t, reg)
+	if n := m["traceport_exported_spans_total{exporter=kafka}"]; n != 80 {
+		t.Errorf("exported %v, want 80", n)
+	}
+	if n := m["traceport_export_failures_total{code=timeout,exporter=kafka}"]; n < 3 {
+		t.Errorf("export failures{code=timeout} = %v, want at least 3", n)
+	}
+	if s := e.Stats(); len(s.Dropped) > 0 {
+		for r, n := range s.Dropped {
+			if n > 0 {
+				t.Errorf("dropped %d spans as %v", n, r)
+			}
+		}
 	}
 }

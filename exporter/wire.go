@@ -32,6 +32,9 @@ type wireSpans struct {
 	resources [][]byte    // ResourceSpans fields other than scope_spans
 	scopes    []wireScope // ScopeSpans fields other than spans
 	spans     []wireSpan
+
+	resIndex   map[string]int // resources by their bytes
+	scopeIndex map[wireScopeKey]int
 }
 
 type wireScope struct {
@@ -58,45 +61,57 @@ type wireSpan struct {
 // out, as every OTLP receiver ignores them there.
 func walkSpans(data []byte, spans int, w *wireSpans) error {
 	w.spans = make([]wireSpan, 0, spans)
-	resIndex := map[string]int{}
-	scopeIndex := map[wireScopeKey]int{}
+	return w.walk(data)
+}
+
+// walk adds the spans of data, one or more serialized
+// ExportTraceServiceRequests, to those already walked.
+func (w *wireSpans) walk(data []byte) error {
+	if w.resIndex == nil {
+		w.resIndex = map[string]int{}
+		w.scopeIndex = map[wireScopeKey]int{}
+	}
 	return translate.EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		if num != fieldRequestResourceSpans || typ != protowire.BytesType {
 			return nil
 		}
-		var header []byte
-		var scopes, legacy [][]byte
-		err := translate.EachField(value, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
-			switch {
-			case typ == protowire.BytesType && num == fieldResourceScopeSpans:
-				scopes = append(scopes, value)
-			case typ == protowire.BytesType && num == fieldResourceLegacySpans:
-				legacy = append(legacy, value)
-			default:
-				header = append(header, field...)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		res, ok := resIndex[string(header)]
-		if !ok {
-			res = len(w.resources)
-			resIndex[string(header)] = res
-			w.resources = append(w.resources, header)
-		}
-		scopeNum := protowire.Number(fieldResourceScopeSpans)
-		if len(scopes) == 0 {
-			scopes, scopeNum = legacy, fieldResourceLegacySpans
-		}
-		for _, sc := range scopes {
-			if err := walkScope(sc, res, scopeNum, w, scopeIndex); err != nil {
-				return err
-			}
+		return w.walkResource(value)
+	})
+}
+
+func (w *wireSpans) walkResource(data []byte) error {
+	var header []byte
+	var scopes, legacy [][]byte
+	err := translate.EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		switch {
+		case typ == protowire.BytesType && num == fieldResourceScopeSpans:
+			scopes = append(scopes, value)
+		case typ == protowire.BytesType && num == fieldResourceLegacySpans:
+			legacy = append(legacy, value)
+		default:
+			header = append(header, field...)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	res, ok := w.resIndex[string(header)]
+	if !ok {
+		res = len(w.resources)
+		w.resIndex[string(header)] = res
+		w.resources = append(w.resources, header)
+	}
+	scopeNum := protowire.Number(fieldResourceScopeSpans)
+	if len(scopes) == 0 {
+		scopes, scopeNum = legacy, fieldResourceLegacySpans
+	}
+	for _, sc := range scopes {
+		if err := w.walkScope(sc, res, scopeNum); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type wireScopeKey struct {
@@ -105,7 +120,7 @@ type wireScopeKey struct {
 	header   string
 }
 
-func walkScope(data []byte, res int, num protowire.Number, w *wireSpans, index map[wireScopeKey]int) error {
+func (w *wireSpans) walkScope(data []byte, res int, num protowire.Number) error {
 	var header []byte
 	first := len(w.spans)
 	err := translate.EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
@@ -128,10 +143,10 @@ func walkScope(data []byte, res int, num protowire.Number, w *wireSpans, index m
 		return err
 	})
 	key := wireScopeKey{res, num, string(header)}
-	scope, ok := index[key]
+	scope, ok := w.scopeIndex[key]
 	if !ok {
 		scope = len(w.scopes)
-		index[key] = scope
+		w.scopeIndex[key] = scope
 		w.scopes = append(w.scopes, wireScope{resource: res, num: num, header: header})
 	}
 	for i := first; i < len(w.spans); i++ {
