@@ -268,6 +268,7 @@ func (e *Exporter) push(data []byte, buf mem.Buffer, spans int, accounted func()
 		release(buf)
 		return nil
 	}
+	wire := e.walkForKafka(data, spans)
 	e.mu.Lock()
 	e.pushed += int64(spans)
 	var refused error
@@ -281,7 +282,7 @@ func (e *Exporter) push(data []byte, buf mem.Buffer, spans int, accounted func()
 		e.dropped[dropQueueFull] += int64(spans)
 		refused = ErrQueueFull
 	case e.wal == nil:
-		e.enqueueLocked(item{data: data, buf: buf, spans: spans, at: time.Now()})
+		e.enqueueLocked(item{data: data, buf: buf, spans: spans, at: time.Now(), wire: wire})
 		accounted()
 		return nil
 	default:
@@ -293,12 +294,12 @@ func (e *Exporter) push(data []byte, buf mem.Buffer, spans int, accounted func()
 		release(buf)
 		return refused
 	}
-	return e.pushLogged(data, buf, spans)
+	return e.pushLogged(data, buf, spans, wire)
 }
 
 // pushLogged writes a reserved push to the persistent queue's log (waiting
 // for its fsync), then queues it.
-func (e *Exporter) pushLogged(data []byte, buf mem.Buffer, spans int) error {
+func (e *Exporter) pushLogged(data []byte, buf mem.Buffer, spans int, wire *wireSpans) error {
 	ref, err := e.wal.append(data, spans)
 	e.mu.Lock()
 	e.reserved -= spans
@@ -317,7 +318,7 @@ func (e *Exporter) pushLogged(data []byte, buf mem.Buffer, spans int) error {
 	}
 	// Even if Shutdown began meanwhile, the push is on disk: it stays
 	// queued, for this process to flush or the next to replay.
-	e.enqueueLocked(item{data: data, buf: buf, spans: spans, at: time.Now(), ref: ref})
+	e.enqueueLocked(item{data: data, buf: buf, spans: spans, at: time.Now(), ref: ref, wire: wire})
 	return nil
 }
 

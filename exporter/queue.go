@@ -13,6 +13,9 @@ type item struct {
 	spans int
 	at    time.Time // when it was queued, for BatchTimeout
 	ref   walRef    // its record in the persistent queue, if any
+	// wire is data taken apart for Kafka records when it came in (and was
+	// in the CPU's cache); nil when not, or when replayed from the log.
+	wire *wireSpans
 }
 
 // memQueue is the in-memory FIFO of pushes, counted in spans. It is the one

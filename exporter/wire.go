@@ -96,12 +96,7 @@ func (w *wireSpans) walkResource(data []byte) error {
 	if err != nil {
 		return err
 	}
-	res, ok := w.resIndex[string(header)]
-	if !ok {
-		res = len(w.resources)
-		w.resIndex[string(header)] = res
-		w.resources = append(w.resources, header)
-	}
+	res := w.resource(header)
 	scopeNum := protowire.Number(fieldResourceScopeSpans)
 	if len(scopes) == 0 {
 		scopes, scopeNum = legacy, fieldResourceLegacySpans
@@ -142,6 +137,27 @@ func (w *wireSpans) walkScope(data []byte, res int, num protowire.Number) error 
 		}
 		return err
 	})
+	scope := w.scope(res, num, header)
+	for i := first; i < len(w.spans); i++ {
+		w.spans[i].scope = scope
+	}
+	return err
+}
+
+// resource is the index of the resource with this header, added if new.
+func (w *wireSpans) resource(header []byte) int {
+	res, ok := w.resIndex[string(header)]
+	if !ok {
+		res = len(w.resources)
+		w.resIndex[string(header)] = res
+		w.resources = append(w.resources, header)
+	}
+	return res
+}
+
+// scope is the index of the scope of resource res with this header, added
+// if new.
+func (w *wireSpans) scope(res int, num protowire.Number, header []byte) int {
 	key := wireScopeKey{res, num, string(header)}
 	scope, ok := w.scopeIndex[key]
 	if !ok {
@@ -149,10 +165,23 @@ func (w *wireSpans) walkScope(data []byte, res int, num protowire.Number) error 
 		w.scopeIndex[key] = scope
 		w.scopes = append(w.scopes, wireScope{resource: res, num: num, header: header})
 	}
-	for i := first; i < len(w.spans); i++ {
-		w.spans[i].scope = scope
+	return scope
+}
+
+// add appends the spans another walk found, as if walked here.
+func (w *wireSpans) add(o *wireSpans) {
+	if w.resIndex == nil {
+		w.resIndex = map[string]int{}
+		w.scopeIndex = map[wireScopeKey]int{}
 	}
-	return err
+	scopes := make([]int, len(o.scopes))
+	for i, sc := range o.scopes {
+		scopes[i] = w.scope(w.resource(o.resources[sc.resource]), sc.num, sc.header)
+	}
+	for _, s := range o.spans {
+		s.scope = scopes[s.scope]
+		w.spans = append(w.spans, s)
+	}
 }
 
 // appendRequest appends the spans picked (indexes into w.spans) to dst as

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -45,4 +46,39 @@ func FuzzWalkSpans(f *testing.F) {
 			t.Fatalf("%d spans written back, pdata reads %d", got, want.SpanCount())
 		}
 	})
+}
+
+// Pushes taken apart one by one as they come in and added together make
+// the same records as the batch walked whole.
+func TestWireSpansAdd(t *testing.T) {
+	pushes := [][]byte{
+		traceRequest(t, "frontend", 1, 3, 12, 5),
+		traceRequest(t, "cart", 1, 3, 6, 5),
+		traceRequest(t, "frontend", 2, 2, 4, 5), // the first push's resource again
+	}
+	var whole, added wireSpans
+	var batch []byte
+	for _, p := range pushes {
+		batch = append(batch, p...)
+		var w wireSpans
+		if err := w.walk(p); err != nil {
+			t.Fatal(err)
+		}
+		added.add(&w)
+	}
+	if err := walkSpans(batch, 0, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if len(added.resources) != len(whole.resources) || len(added.scopes) != len(whole.scopes) {
+		t.Errorf("added: %d resources, %d scopes; walked whole: %d, %d", len(added.resources), len(added.scopes), len(whole.resources), len(whole.scopes))
+	}
+	a, b := whole.byTrace(), added.byTrace()
+	if len(a) != len(b) {
+		t.Fatalf("%d traces walked whole, %d added", len(a), len(b))
+	}
+	for i := range a {
+		if !bytes.Equal(whole.appendRequest(nil, a[i]), added.appendRequest(nil, b[i])) {
+			t.Errorf("trace %d: records differ", i)
+		}
+	}
 }
