@@ -2,15 +2,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,49 +15,25 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
+
+	"github.com/traceport/traceport/internal/h2test"
 )
 
-// exportClients are two OTLP/gRPC clients exporting every 50 ms until
-// stop; the result is how many of their requests were answered OK within
-// a second, of how many sent.
-func exportClients(t *testing.T, addr string, stop <-chan struct{}) func() (ok, sent int64) {
-	var okN, sentN atomic.Int64
-	var wg sync.WaitGroup
+// exportClients are two OTLP/gRPC clients exporting a one-span request
+// every 50 ms until stop; the result is how many of their requests were
+// answered OK within a second, of how many sent.
+func exportClients(t *testing.T, addr string, stop <-chan struct{}) func() (ok, sent int) {
 	td := ptrace.NewTraces()
 	span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 	span.SetTraceID([16]byte{1})
 	span.SetSpanID([8]byte{1})
 	span.SetName("legitimate")
-	req := ptraceotlp.NewExportRequestFromTraces(td)
-	for range 2 {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		client := ptraceotlp.NewGRPCClient(conn)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer conn.Close()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_, err := client.Export(ctx, req)
-				cancel()
-				sentN.Add(1)
-				if err == nil {
-					okN.Add(1)
-				}
-			}
-		}()
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return func() (int64, int64) { wg.Wait(); return okN.Load(), sentN.Load() }
+	return h2test.LegitExporters(t, addr, body, stop, func(c codes.Code) bool { return c == codes.OK })
 }
 
 // h2Attack opens a connection and writes the preface, an empty SETTINGS

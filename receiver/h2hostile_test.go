@@ -2,56 +2,23 @@ package receiver
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"runtime/metrics"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	"github.com/traceport/traceport/bench"
-	"github.com/traceport/traceport/internal/grpcraw"
+	"github.com/traceport/traceport/internal/h2test"
 	"github.com/traceport/traceport/transport"
 )
-
-// startReceiverBudget is startReceiver with the in-flight byte budget set
-// to limit, without a --memory-limit (whose sampling guard would count the
-// test process, not the receiver).
-func startReceiverBudget(t *testing.T, cfg Config, limit int64) *testReceiver {
-	t.Helper()
-	if cfg.MaxRequestBytes == 0 {
-		cfg.MaxRequestBytes = 1 << 20
-	}
-	cfg.MaxServices = 100
-	reg := prometheus.NewRegistry()
-	sink := &recordingSink{}
-	rc := newReceiver(cfg, transport.NewFixedBudget(limit), sink, reg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go rc.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rc.Shutdown(ctx)
-	})
-	return &testReceiver{rc: rc, sink: sink, reg: reg, addr: ln.Addr().String()}
-}
 
 // settingsAcks counts the SETTINGS ACKs the server sent.
 func (c *h2Client) settingsAcks() int {
@@ -290,41 +257,7 @@ func heapNow() uint64 {
 // result is how many requests were answered OK within a second, of how
 // many sent.
 func legitClients(t *testing.T, addr string, stop <-chan struct{}) func() (ok, sent int) {
-	return legitExporters(t, addr, stop, func(c codes.Code) bool { return c == codes.OK })
-}
-
-// legitExporters runs the two clients; answered says which status counts.
-func legitExporters(t *testing.T, addr string, stop <-chan struct{}, answered func(codes.Code) bool) func() (ok, sent int) {
-	var okN, sentN atomic.Int64
-	var wg sync.WaitGroup
-	body := bench.SDKOTLP(10, 1)
-	for range 2 {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer conn.Close()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				var resp grpcraw.Message
-				err := conn.Invoke(ctx, grpcraw.OTLPExport, &grpcraw.Message{Data: body}, &resp, grpc.ForceCodecV2(grpcraw.Codec{}))
-				cancel()
-				sentN.Add(1)
-				if answered(status.Code(err)) {
-					okN.Add(1)
-				}
-			}
-		}()
-	}
-	return func() (int, int) { wg.Wait(); return int(okN.Load()), int(sentN.Load()) }
+	return h2test.LegitExporters(t, addr, bench.SDKOTLP(10, 1), stop, func(c codes.Code) bool { return c == codes.OK })
 }
 
 // hostileRow runs attack while two legitimate clients export, and checks
@@ -615,38 +548,7 @@ func TestHostileH2NativeUploads(t *testing.T) {
 // legitAnswered is legitClients counting any gRPC status (a refusal
 // included) received within a second as answered.
 func legitAnswered(t *testing.T, addr string, stop <-chan struct{}) func() (ok, sent int) {
-	return legitExporters(t, addr, stop, func(c codes.Code) bool { return c == codes.OK || c == codes.ResourceExhausted })
-}
-
-// hpackBomb is a request header block that adds one 4 KB entry to HPACK's
-// dynamic table and then refers to it with one byte, again and again, up
-// to size bytes, in frames of 16 KiB (HEADERS, then CONTINUATIONs).
-func hpackBomb(stream uint32, name string, size int) []byte {
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range exportHeaders() {
-		enc.WriteField(f)
-	}
-	enc.WriteField(hpack.HeaderField{Name: name, Value: string(bytes.Repeat([]byte{'A'}, 4000))})
-	block := hb.Bytes()
-	for len(block) < size {
-		block = append(block, 0x80|62) // the newest dynamic-table entry
-	}
-	var out []byte
-	for first := true; len(block) > 0; first = false {
-		k := min(len(block), 16384)
-		var flags byte
-		if k == len(block) {
-			flags = flagEndHeaders
-		}
-		typ := byte(frameContinuation)
-		if first {
-			typ = frameHeaders
-		}
-		out = append(out, frame(typ, flags, stream, block[:k])...)
-		block = block[k:]
-	}
-	return out
+	return h2test.LegitExporters(t, addr, bench.SDKOTLP(10, 1), stop, func(c codes.Code) bool { return c == codes.OK || c == codes.ResourceExhausted })
 }
 
 func cpuTime() time.Duration {
@@ -678,7 +580,7 @@ func TestHostileH2HPACKBomb(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					c.raw(hpackBomb(id, name, perConn))
+					c.raw(h2test.HPACKBomb(id, exportHeaders(), name, perConn))
 				}()
 				c.awaitGoAway()
 				c.awaitClosed()

@@ -3,10 +3,8 @@ package receiver
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -15,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/traceport/traceport/bench"
-	"github.com/traceport/traceport/transport"
 )
 
 // legitClients runs two Envoy-like clients (keep-alive, fast-path shaped
@@ -174,27 +169,6 @@ func TestHTTP1WriteDeadline(t *testing.T) {
 	}
 }
 
-// startBudgetReceiver is startReceiver with an in-flight budget of limit
-// bytes (at least one request of maxRequest, as in production) and no
-// sampling memory guard, so only the budget refuses.
-func startBudgetReceiver(t *testing.T, limit, maxRequest int64) *testReceiver {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	sink := &recordingSink{}
-	rc := newReceiver(Config{MaxRequestBytes: maxRequest, MaxServices: 100, ReadTimeout: 5 * time.Second}, transport.NewFixedBudget(limit), sink, reg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go rc.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rc.Shutdown(ctx)
-	})
-	return &testReceiver{rc: rc, sink: sink, reg: reg, addr: ln.Addr().String()}
-}
-
 // TestInflightBudget: requests charge the budget as their bodies arrive and
 // free it on every way out (queued, refused, too large, malformed, cut
 // off); a request that does not fit is refused with 429, Retry-After and
@@ -203,7 +177,7 @@ func startBudgetReceiver(t *testing.T, limit, maxRequest int64) *testReceiver {
 func TestInflightBudget(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fast path off=%v", off), func(t *testing.T) {
-			tr := startBudgetReceiver(t, 64<<10, 32<<10)
+			tr := startReceiverBudget(t, Config{MaxRequestBytes: 32 << 10, ReadTimeout: 5 * time.Second}, 64<<10)
 			tr.rc.transport.SetFastPaths(!off, true)
 			good := bench.EnvoyZipkinJSON(5, 1)
 			gz := gzipped(good)

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/traceport/traceport/translate"
+	"github.com/traceport/traceport/transport"
 )
 
 // recordingSink keeps every push; full makes it refuse like a full queue.
@@ -93,6 +94,14 @@ type testReceiver struct {
 // startReceiver serves a receiver on a loopback port for the test's life.
 func startReceiver(t *testing.T, cfg Config) *testReceiver {
 	t.Helper()
+	return startReceiverBudget(t, cfg, 0)
+}
+
+// startReceiverBudget is startReceiver with the in-flight byte budget set
+// to limit (0: the one New sizes from cfg), without a --memory-limit (whose
+// sampling guard would count the test process, not the receiver).
+func startReceiverBudget(t *testing.T, cfg Config, limit int64) *testReceiver {
+	t.Helper()
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = 1 << 20
 	}
@@ -105,7 +114,12 @@ func startReceiver(t *testing.T, cfg Config) *testReceiver {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	rc := New(cfg, sink, reg, reg, log)
+	var rc *Receiver
+	if limit > 0 {
+		rc = newReceiver(cfg, transport.NewFixedBudget(limit), sink, reg, reg, log)
+	} else {
+		rc = New(cfg, sink, reg, reg, log)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

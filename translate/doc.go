@@ -3,7 +3,7 @@
 // pdata's ptrace.Traces, with pure functions: no I/O, no metrics, no globals.
 // Jaeger api_v2 is mapped by the Collector's translator (contrib
 // pkg/translator/jaeger), whose HTTP-convention feature gates are the one
-// process-wide setting this package reads; it sets none.
+// process-wide setting this package reads; it sets none (main does).
 //
 // OTLP is not translated at all on the hot path: ScanOTLP validates a
 // serialized ExportTraceServiceRequest and counts its spans per service

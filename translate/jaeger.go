@@ -16,6 +16,10 @@ import (
 // what traceport promises beyond it: a bad span is rejected alone, resources
 // keep the order of the batch, times pdata cannot hold never wrap around, and
 // the caller's batch is left as it was.
+//
+// The translator registers its feature gates (HTTP status code conventions)
+// in the Collector's global featuregate registry when imported; this package
+// only reads them, and cmd/traceport's main decides their values.
 
 // JaegerBatch converts one api_v2 PostSpans batch to the normal model.
 //

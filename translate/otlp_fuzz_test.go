@@ -21,6 +21,12 @@ func FuzzScanOTLP(f *testing.F) {
 		if (err == nil) != (err2 == nil) || !slices.Equal(again[:1], prior) || (err == nil && !slices.Equal(again[1:], counts)) {
 			t.Fatalf("scan with prior counts: %v, %v; alone: %v, %v", again, err2, counts, err)
 		}
+		// Noting spans for a visitor changes neither verdict nor counts.
+		var log visitLog
+		seen, errSeen := ScanOTLPVisit(data, nil, &log)
+		if errString(errSeen) != errString(err) || !slices.Equal(seen, counts) {
+			t.Fatalf("scan with a visitor: %v, %v; without: %v, %v", seen, errSeen, counts, err)
+		}
 		// The observer's walk of requests traceport encoded shows what the
 		// validation walk shows.
 		checkVisitsAgree(t, data)
@@ -50,4 +56,11 @@ func FuzzOTLPJSON(f *testing.F) {
 			t.Fatalf("spans %d, counts add up to %d", spans, total)
 		}
 	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -256,6 +256,10 @@ var otlpEntityRefFields = [...]string{"schema_url", "type", "id_keys", "descript
 func otlpScanScopeSpans(b []byte, base int, v OTLPVisitor) (int, *otlpError) {
 	spanIdx := 0
 	var span OTLPSpan
+	note := &span
+	if v == nil {
+		note = nil // nothing to show: the span walk notes nothing either
+	}
 	for pos := 0; pos < len(b); {
 		f, next, err := otlpNextField(b, pos, base)
 		if err != nil {
@@ -274,7 +278,7 @@ func otlpScanScopeSpans(b []byte, base int, v OTLPVisitor) (int, *otlpError) {
 			if err := f.want(protowire.BytesType); err != nil {
 				return 0, err.under("spans", spanIdx)
 			}
-			if err := otlpScanSpan(b[f.start-base:f.end-base], f.start, &span); err != nil {
+			if err := otlpScanSpan(b[f.start-base:f.end-base], f.start, note); err != nil {
 				return 0, err.under("spans", spanIdx)
 			}
 			if v != nil {
@@ -338,14 +342,20 @@ var otlpSpanWire = [17]int8{0, 2, 2, 2, 2, 2, 0, 1, 1, 2, 0, 2, 0, 2, 0, 2, 5}
 
 // otlpSpanFast accepts the spans encoders actually write (one-byte tags,
 // lengths under 16 KiB, plain attributes) in one tight loop with no calls
-// for most fields, and notes in s the fields a visitor is shown. false
-// means "not sure": otlpScanSpan's general walk then gives the verdict and
-// the error message.
+// for most fields, and notes in s (if not nil) the fields a visitor is
+// shown. false means "not sure": otlpScanSpan's general walk then gives the
+// verdict and the error message.
+//
+// Noting costs the loop: stores per field, and registers it needs for
+// itself. So the attributes' extent is kept in locals and stored once, and
+// with no visitor (s nil) nothing is stored at all, which keeps the walk
+// without a visitor as fast as validation alone.
 func otlpSpanFast(b []byte, s *OTLPSpan) bool {
-	*s = OTLPSpan{Raw: b}
-	i, attrLo := 0, -1
+	if s != nil {
+		*s = OTLPSpan{Raw: b}
+	}
+	i, attrLo, attrHi := 0, -1, 0
 	for i < len(b) {
-		at := i
 		tag := b[i]
 		if tag == 0x85 && i+6 <= len(b) && b[i+1] == 0x01 {
 			i += 6 // flags (16, fixed32): the one field with a two-byte tag
@@ -364,6 +374,7 @@ func otlpSpanFast(b []byte, s *OTLPSpan) bool {
 			if i >= len(b) {
 				return false
 			}
+			at := i - 1
 			l := int(b[i])
 			i++
 			if l >= 0x80 {
@@ -381,14 +392,16 @@ func otlpSpanFast(b []byte, s *OTLPSpan) bool {
 				if l != 16 && l != 0 {
 					return false
 				}
-				s.TraceID = b[i : i+l]
+				if s != nil {
+					s.TraceID = b[i : i+l]
+				}
 			case 2, 4:
 				if l != 8 && l != 0 {
 					return false
 				}
-				if num == 2 {
+				if s != nil && num == 2 {
 					s.SpanID = b[i : i+l]
-				} else {
+				} else if s != nil {
 					s.ParentSpanID = b[i : i+l]
 				}
 			case 9:
@@ -398,7 +411,7 @@ func otlpSpanFast(b []byte, s *OTLPSpan) bool {
 				if attrLo < 0 {
 					attrLo = at
 				}
-				s.Attributes = b[attrLo : i+l]
+				attrHi = i + l
 			case 11:
 				if otlpScanEvent(b[i:i+l], 0) != nil {
 					return false
@@ -414,7 +427,7 @@ func otlpSpanFast(b []byte, s *OTLPSpan) bool {
 			}
 			i += l
 		case 0:
-			if num == 6 {
+			if num == 6 && s != nil {
 				s.Kind, _ = protowire.ConsumeVarint(b[i:]) // checked below
 			}
 			for j := 0; ; j++ {
@@ -434,14 +447,21 @@ func otlpSpanFast(b []byte, s *OTLPSpan) bool {
 			return false
 		}
 	}
+	if attrLo >= 0 && s != nil {
+		s.Attributes = b[attrLo:attrHi]
+	}
 	return i == len(b) // a fixed64/fixed32 cut short overshoots
 }
 
 // otlpScanSpan is the hot loop: about 25 fields per SDK-shaped span. It
-// notes in s what a visitor is shown of the span.
+// notes in s (if not nil) what a visitor is shown of the span.
 func otlpScanSpan(b []byte, base int, s *OTLPSpan) *otlpError {
 	if otlpSpanFast(b, s) {
 		return nil
+	}
+	var discard OTLPSpan
+	if s == nil {
+		s = &discard
 	}
 	*s = OTLPSpan{Raw: b}
 	attrIdx, eventIdx, linkIdx, attrLo := 0, 0, 0, 0

@@ -399,6 +399,42 @@ func BenchmarkScanOTLP(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/span")
 }
 
+// BenchmarkScanOTLPVisit is BenchmarkScanOTLP with a visitor that only
+// looks at what it is shown: the receiver's walk with trace health on,
+// without the tracker's own cost.
+func BenchmarkScanOTLPVisit(b *testing.B) {
+	data := benchRequest(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var counts []ServiceCount
+	var v kindCounter
+	for b.Loop() {
+		var err error
+		if counts, err = ScanOTLPVisit(data, counts[:0], &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if v.spans != b.N*100 {
+		b.Fatalf("visitor shown %d spans, want %d", v.spans, b.N*100)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/span")
+}
+
+// kindCounter is a visitor that touches each field it is shown.
+type kindCounter struct {
+	resources, spans, servers, idBytes int
+}
+
+func (k *kindCounter) OTLPResource(service, namespace []byte) { k.resources++ }
+
+func (k *kindCounter) OTLPSpan(s OTLPSpan) {
+	k.spans++
+	if s.Kind == SpanKindServer {
+		k.servers++
+	}
+	k.idBytes += len(s.TraceID) + len(s.SpanID) + len(s.ParentSpanID) + len(s.Attributes)
+}
+
 // BenchmarkPdataUnmarshal is the Collector's cost for the same bytes, for the
 // ratio to BenchmarkScanOTLP.
 func BenchmarkPdataUnmarshal(b *testing.B) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/traceport/traceport/internal/h2test"
 )
 
 // exportHeaders is the header list of an OTLP Export request, as grpc-go
@@ -19,37 +21,6 @@ func exportHeaders() []hpack.HeaderField {
 		fields = append(fields, hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
 	}
 	return fields
-}
-
-// hpackBomb is a request header block that adds one 4 KB entry to HPACK's
-// dynamic table and then refers to it with one byte, again and again, up
-// to size bytes, in frames of 16 KiB (HEADERS, then CONTINUATIONs).
-func hpackBomb(stream uint32, name string, size int) []byte {
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range exportHeaders() {
-		enc.WriteField(f)
-	}
-	enc.WriteField(hpack.HeaderField{Name: name, Value: string(bytes.Repeat([]byte{'A'}, 4000))})
-	block := hb.Bytes()
-	for len(block) < size {
-		block = append(block, 0x80|62) // the newest dynamic-table entry
-	}
-	var out []byte
-	for first := true; len(block) > 0; first = false {
-		k := min(len(block), 16384)
-		var flags byte
-		if k == len(block) {
-			flags = flagEndHeaders
-		}
-		typ := byte(frameContinuation)
-		if first {
-			typ = frameHeaders
-		}
-		out = append(out, frame(typ, flags, stream, block[:k])...)
-		block = block[k:]
-	}
-	return out
 }
 
 // withoutSettings is b, a run of frames, without its SETTINGS frames (the
@@ -87,7 +58,7 @@ func FuzzH2Sniff(f *testing.F) {
 	f.Add(append(bytes.Clone(settings), frame(frameWindowUpdate, 0, 0, []byte{0, 1, 0, 0})...), uint64(3))
 	f.Add(append(bytes.Clone(settings), frame(frameHeaders, flagEndHeaders|flagPadded, 1, append([]byte{2}, append(export, 0, 0)...))...), uint64(4))
 	f.Add(append(bytes.Clone(settings), 0xff, 0xff, 0xff, frameHeaders, 0, 0, 0, 0, 1), uint64(5))
-	f.Add(hpackBomb(1, "x-bomb-bin", 40000), uint64(6))
+	f.Add(h2test.HPACKBomb(1, exportHeaders(), "x-bomb-bin", 40000), uint64(6))
 	f.Fuzz(func(t *testing.T, frames []byte, seed uint64) {
 		c := &chunkConn{in: frames, rng: rand.New(rand.NewPCG(seed, 3))}
 		s := &h2Sniffer{conn: c}

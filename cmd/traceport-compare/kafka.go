@@ -124,50 +124,12 @@ func eachBytes(b []byte, num protowire.Number, fn func([]byte) bool) bool {
 // loopback for this run; only the producer's message limit is raised (see
 // maxKafkaMessage).
 func jaegerKafkaConfig(broker string, otlpGRPC, otlpHTTP, zipkin, health, metrics int) string {
-	return fmt.Sprintf(`service:
-  extensions: [healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp, zipkin]
-      processors: [batch]
-      exporters: [kafka]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
-    logs:
-      level: warn
-
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: 127.0.0.1:%d
-
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-      http:
-        endpoint: 127.0.0.1:%d
-  zipkin:
-    endpoint: 127.0.0.1:%d
-
-processors:
-  batch:
-
-exporters:
-  kafka:
+	return jaegerCollectorConfig("kafka", fmt.Sprintf(`
     brokers: [%s]
     traces:
       topic: %s
       encoding: otlp_proto
     producer:
       max_message_bytes: %d
-`, metrics, health, otlpGRPC, otlpHTTP, zipkin, broker, kafkaTopic, maxKafkaMessage)
+`, broker, kafkaTopic, maxKafkaMessage), otlpGRPC, otlpHTTP, zipkin, health, metrics)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,28 @@ func TestJaegerConfig(t *testing.T) {
 	for _, absent := range []string{"jaeger_storage", "jaeger_query", "0.0.0.0"} {
 		if strings.Contains(none, absent) {
 			t.Errorf("config holds %q:\n%s", absent, none)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/jaeger-*.yaml with the current renderings")
+
+// Jaeger's configs, one per downstream, are pinned byte for byte.
+func TestJaegerConfigGolden(t *testing.T) {
+	for file, got := range map[string]string{
+		"jaeger-otlp-none.yaml": jaegerConfig("127.0.0.1:9", "none", 11, 12, 13, 14, 15),
+		"jaeger-otlp-gzip.yaml": jaegerConfig("127.0.0.1:9", "gzip", 11, 12, 13, 14, 15),
+		"jaeger-kafka.yaml":     jaegerKafkaConfig("127.0.0.1:9092", 11, 12, 13, 14, 15),
+	} {
+		path := filepath.Join("testdata", file)
+		if *update {
+			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if want, err := os.ReadFile(path); err != nil || string(want) != got {
+			t.Errorf("%s differs from the rendering (%v); got:\n%s", path, err, got)
 		}
 	}
 }

@@ -209,21 +209,33 @@ var jaeger = system{name: "jaeger", start: func(ctx context.Context, e *env, com
 // jaegerConfig is Jaeger v2 (v1.76.0, OpenTelemetry Collector core v0.140)
 // as a plain collector: zipkin and OTLP (gRPC, HTTP) receivers, the batch
 // processor and the OTLP exporter at their defaults, to the sink. No storage,
-// no query extension; its own metrics and health check on loopback ports
-// chosen for this run, so nothing collides with other collectors on the
-// machine. compression "gzip" is the exporter's default, left unset.
+// no query extension. compression "gzip" is the exporter's default, left
+// unset.
 func jaegerConfig(sink, compression string, otlpGRPC, otlpHTTP, zipkin, health, metrics int) string {
 	comp := ""
 	if compression != "gzip" {
 		comp = "\n    compression: " + compression
 	}
+	return jaegerCollectorConfig("otlp", fmt.Sprintf(`
+    endpoint: %s
+    tls:
+      insecure: true%s
+`, sink, comp), otlpGRPC, otlpHTTP, zipkin, health, metrics)
+}
+
+// jaegerCollectorConfig is the config both Jaeger runs share: receivers
+// for the rows, the batch processor, and one exporter, the given name with
+// the given settings (YAML indented under it, starting on a new line). Its
+// own metrics and health check are on loopback ports chosen for this run, so
+// nothing collides with other collectors on the machine.
+func jaegerCollectorConfig(exporter, settings string, otlpGRPC, otlpHTTP, zipkin, health, metrics int) string {
 	return fmt.Sprintf(`service:
   extensions: [healthcheckv2]
   pipelines:
     traces:
       receivers: [otlp, zipkin]
       processors: [batch]
-      exporters: [otlp]
+      exporters: [%[1]s]
   telemetry:
     metrics:
       readers:
@@ -231,7 +243,7 @@ func jaegerConfig(sink, compression string, otlpGRPC, otlpHTTP, zipkin, health, 
             exporter:
               prometheus:
                 host: 127.0.0.1
-                port: %d
+                port: %[2]d
     logs:
       level: warn
 
@@ -239,27 +251,23 @@ extensions:
   healthcheckv2:
     use_v2: true
     http:
-      endpoint: 127.0.0.1:%d
+      endpoint: 127.0.0.1:%[3]d
 
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:%d
+        endpoint: 127.0.0.1:%[4]d
       http:
-        endpoint: 127.0.0.1:%d
+        endpoint: 127.0.0.1:%[5]d
   zipkin:
-    endpoint: 127.0.0.1:%d
+    endpoint: 127.0.0.1:%[6]d
 
 processors:
   batch:
 
 exporters:
-  otlp:
-    endpoint: %s
-    tls:
-      insecure: true%s
-`, metrics, health, otlpGRPC, otlpHTTP, zipkin, sink, comp)
+  %[1]s:%[7]s`, exporter, metrics, health, otlpGRPC, otlpHTTP, zipkin, settings)
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

@@ -31,6 +31,10 @@ import (
 
 func main() {
 	grpccompress.Register()
+	if err := setFeatureGates(); err != nil {
+		fmt.Fprintf(os.Stderr, "traceport: %v\n", err)
+		os.Exit(1)
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
