@@ -7,7 +7,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/traceport/traceport/bench/sink"
 )
@@ -61,14 +60,29 @@ func (k *kafkaSink) addr() string { return k.cluster.ListenAddrs()[0] }
 func (k *kafkaSink) consume(ctx context.Context) {
 	for ctx.Err() == nil {
 		k.client.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			n, ok := countSpans(r.Value)
-			if !ok {
+			n, err := sink.CountSpans(r.Value)
+			if err != nil {
 				k.bad.Add(1)
 			}
 			k.spans.Add(int64(n))
 			k.records.Add(1)
 			k.bytes.Add(int64(len(r.Value)))
 		})
+	}
+}
+
+// readBack stops (false) and restarts (true) reading the topic. The
+// harness reads it back after each load, not during it: a consumer
+// decoding every record beside the generator would take the generator's
+// core in proportion to the records a system writes (one per trace for
+// traceport, one per 8192 spans for Jaeger), and so cap the load one
+// system gets, not measure that system. The broker still takes every
+// produce request as it comes.
+func (k *kafkaSink) readBack(on bool) {
+	if on {
+		k.client.ResumeFetchTopics(kafkaTopic)
+	} else {
+		k.client.PauseFetchTopics(kafkaTopic)
 	}
 }
 
@@ -81,41 +95,6 @@ func (k *kafkaSink) close() {
 	k.cancel()
 	k.client.Close()
 	k.cluster.Close()
-}
-
-// countSpans counts the spans of a serialized ExportTraceServiceRequest
-// without decoding them: resource_spans(1) → scope_spans(2) → spans(2).
-func countSpans(b []byte) (int, bool) {
-	n := 0
-	ok := eachBytes(b, 1, func(rs []byte) bool {
-		return eachBytes(rs, 2, func(ss []byte) bool {
-			return eachBytes(ss, 2, func([]byte) bool { n++; return true })
-		})
-	})
-	return n, ok
-}
-
-// eachBytes calls fn with each length-delimited field num of message b.
-func eachBytes(b []byte, num protowire.Number, fn func([]byte) bool) bool {
-	for len(b) > 0 {
-		n, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return false
-		}
-		b = b[l:]
-		m := protowire.ConsumeFieldValue(n, typ, b)
-		if m < 0 {
-			return false
-		}
-		if n == num && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(b)
-			if !fn(v) {
-				return false
-			}
-		}
-		b = b[m:]
-	}
-	return true
 }
 
 // jaegerKafkaConfig is Jaeger v2 as its cmd/jaeger/config-kafka-collector.yaml

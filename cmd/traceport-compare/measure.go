@@ -166,7 +166,13 @@ func (h *harness) measure(ctx context.Context, sys system, w workload, compressi
 // span the system acknowledged; a shortfall (or a surplus) is an error.
 func (h *harness) load(ctx context.Context, s *sut, cfg bench.Config) (phase, error) {
 	base := s.counts().Spans
+	if s.readBack != nil {
+		s.readBack(false)
+	}
 	res, err := bench.Run(ctx, cfg)
+	if s.readBack != nil {
+		s.readBack(true)
+	}
 	if err != nil {
 		return phase{}, err
 	}

@@ -27,6 +27,15 @@ func (e *env) counter(downstream string) func() sink.Counts {
 	return e.sink.Count
 }
 
+// readBack is how the rows of a downstream stop and restart its counting
+// while the generator runs; nil where counting is part of taking spans.
+func (e *env) readBack(downstream string) func(on bool) {
+	if downstream == kafkaDownstream {
+		return e.kafka.readBack
+	}
+	return nil
+}
+
 // system is one system under test: how to start it for a given downstream
 // compression ("none" or "gzip", the default of both systems).
 type system struct {
@@ -53,8 +62,11 @@ type sut struct {
 	ready   string            // URL that answers 200 once it takes spans
 	logPath string
 	counts  func() sink.Counts // what its downstream has taken so far
-	done    chan struct{}
-	waitErr error
+	// readBack pauses (false) and resumes (true) the counting, where the
+	// counting would otherwise share the generator's core (nil: none).
+	readBack func(on bool)
+	done     chan struct{}
+	waitErr  error
 }
 
 func (s *sut) pid() int { return s.cmd.Process.Pid }
@@ -93,7 +105,7 @@ func (s *sut) stop() {
 
 // launch starts bin pinned to env.sutCPU (taskset execs the binary, so the
 // pid is the system's own) and waits until it is ready.
-func launch(ctx context.Context, e *env, name, bin string, args []string, targets map[string]string, ready string, counts func() sink.Counts) (*sut, error) {
+func launch(ctx context.Context, e *env, name, bin string, args []string, targets map[string]string, ready, downstream string) (*sut, error) {
 	e.runs++
 	logPath := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.log", e.runs, name))
 	logf, err := os.Create(logPath)
@@ -111,7 +123,8 @@ func launch(ctx context.Context, e *env, name, bin string, args []string, target
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &sut{name: name, cmd: cmd, targets: targets, ready: ready, logPath: logPath, counts: counts, done: make(chan struct{})}
+	s := &sut{name: name, cmd: cmd, targets: targets, ready: ready, logPath: logPath,
+		counts: e.counter(downstream), readBack: e.readBack(downstream), done: make(chan struct{})}
 	go func() { s.waitErr = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
 		s.stop()
@@ -181,7 +194,7 @@ var traceport = system{name: "traceport", start: func(ctx context.Context, e *en
 	for _, p := range bench.Protocols {
 		targets[p] = addr
 	}
-	return launch(ctx, e, "traceport", e.traceportBin, args, targets, "http://"+addr+"/readyz", e.counter(compression))
+	return launch(ctx, e, "traceport", e.traceportBin, args, targets, "http://"+addr+"/readyz", compression)
 }}
 
 var jaeger = system{name: "jaeger", start: func(ctx context.Context, e *env, compression string) (*sut, error) {
@@ -203,7 +216,7 @@ var jaeger = system{name: "jaeger", start: func(ctx context.Context, e *env, com
 		bench.OTLPGRPC: hostPort(otlpGRPC), bench.OTLPHTTP: hostPort(otlpHTTP), bench.OTLPHTTPJSON: hostPort(otlpHTTP),
 	}
 	return launch(ctx, e, "jaeger", e.jaegerBin, []string{"--config", path}, targets,
-		fmt.Sprintf("http://%s/status", hostPort(health)), e.counter(compression))
+		fmt.Sprintf("http://%s/status", hostPort(health)), compression)
 }}
 
 // jaegerConfig is Jaeger v2 (v1.76.0, OpenTelemetry Collector core v0.140)
