@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/traceport/traceport/bench/sink"
 )
@@ -18,7 +21,10 @@ import (
 // config-kafka-collector.yaml, unkeyed.
 const kafkaDownstream = "kafka"
 
-const kafkaTopic = "jaeger-spans"
+const (
+	kafkaTopic      = "jaeger-spans"
+	kafkaPartitions = 8
+)
 
 // kafkaSink is a Kafka broker that counts the spans written to the topic,
 // by reading it back as a consumer would.
@@ -38,7 +44,7 @@ type kafkaSink struct {
 const maxKafkaMessage = 64 << 20
 
 func newKafkaSink() (*kafkaSink, error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, kafkaTopic),
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(kafkaPartitions, kafkaTopic),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": fmt.Sprint(maxKafkaMessage)}))
 	if err != nil {
 		return nil, err
@@ -78,11 +84,29 @@ func (k *kafkaSink) consume(ctx context.Context) {
 // traceport, one per 8192 spans for Jaeger), and so cap the load one
 // system gets, not measure that system. The broker still takes every
 // produce request as it comes.
+//
+// Stopping also deletes what the topic holds (read back by then): kfake
+// keeps every record in memory, gigabytes per flat-out window.
 func (k *kafkaSink) readBack(on bool) {
 	if on {
 		k.client.ResumeFetchTopics(kafkaTopic)
-	} else {
-		k.client.PauseFetchTopics(kafkaTopic)
+		return
+	}
+	k.client.PauseFetchTopics(kafkaTopic)
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	t := kmsg.NewDeleteRecordsRequestTopic()
+	t.Topic = kafkaTopic
+	for p := range int32(kafkaPartitions) {
+		tp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		tp.Partition, tp.Offset = p, -1 // up to the high watermark
+		t.Partitions = append(t.Partitions, tp)
+	}
+	req.Topics = append(req.Topics, t)
+	req.TimeoutMillis = 10_000
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := k.client.Request(ctx, req); err != nil {
+		fmt.Fprintln(os.Stderr, "kafka sink: delete records:", err) // memory grows, counts stay right
 	}
 }
 

@@ -56,6 +56,8 @@ type phase struct {
 	P50            time.Duration    `json:"p50_ns"`
 	P99            time.Duration    `json:"p99_ns"`
 	P999           time.Duration    `json:"p999_ns"`
+
+	genTicks int64 // the generator's (this process's) CPU ticks while it sent
 }
 
 // measurement is one system on one workload and compression.
@@ -63,7 +65,7 @@ type measurement struct {
 	SpansPerCPUSecond float64 `json:"spans_per_cpu_second"` // flat-out accepted spans / the system's CPU time
 	CPUSeconds        float64 `json:"cpu_seconds"`          // from the flat-out run's start to the sink's last span
 	SUTCoreBusy       float64 `json:"sut_core_busy"`        // CPU seconds / wall seconds of the flat-out run
-	GenCoreBusy       float64 `json:"generator_core_busy"`  // the harness (generator + sink), same window
+	GenCoreBusy       float64 `json:"generator_core_busy"`  // the harness (generator + sink) while the generator sends
 	PeakRSS           int64   `json:"peak_rss_bytes"`       // VmHWM after warm-up and flat out
 	LoadRSS           int64   `json:"same_load_rss_bytes"`  // VmHWM of a fresh process run at the half load only
 	FlatOut           phase   `json:"flat_out"`
@@ -108,10 +110,8 @@ func (h *harness) measure(ctx context.Context, sys system, w workload, compressi
 	if err != nil {
 		return m, err
 	}
-	gen0, _ := cpuTicks("self")
 	cfg.Duration = h.set.Duration
 	m.FlatOut, err = h.load(ctx, s, cfg)
-	gen1, _ := cpuTicks("self")
 	cpu1, cerr := cpuTicks(pid)
 	if cerr != nil {
 		return m, cerr
@@ -122,7 +122,7 @@ func (h *harness) measure(ctx context.Context, sys system, w workload, compressi
 	}
 	if wall := h.set.Duration.Seconds(); wall > 0 {
 		m.SUTCoreBusy = m.CPUSeconds / wall
-		m.GenCoreBusy = float64(gen1-gen0) / h.ticks / wall
+		m.GenCoreBusy = float64(m.FlatOut.genTicks) / h.ticks / wall
 	}
 	if err != nil {
 		m.Invalid = "flat out: " + err.Error()
@@ -169,7 +169,9 @@ func (h *harness) load(ctx context.Context, s *sut, cfg bench.Config) (phase, er
 	if s.readBack != nil {
 		s.readBack(false)
 	}
+	gen0, _ := cpuTicks("self")
 	res, err := bench.Run(ctx, cfg)
+	gen1, _ := cpuTicks("self")
 	if s.readBack != nil {
 		s.readBack(true)
 	}
@@ -179,7 +181,7 @@ func (h *harness) load(ctx context.Context, s *sut, cfg bench.Config) (phase, er
 	p := phase{
 		OfferedRate: cfg.Rate, Accepted: res.AcceptedSpans, Requests: res.Requests,
 		FirstError: res.FirstError, SpansPerSecond: res.SpansPerSecond(),
-		P50: res.P50, P99: res.P99, P999: res.P999,
+		P50: res.P50, P99: res.P99, P999: res.P999, genTicks: gen1 - gen0,
 	}
 	if len(res.Errors) > 0 {
 		p.Errors = res.Errors
