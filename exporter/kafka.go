@@ -417,7 +417,7 @@ func kafkaRecords(items []item, k *KafkaConfig) (recs []kafkaRecord, arena *reco
 		id := w.spans[trace[0]].traceID
 		hex.Encode(key, id[:])
 		var encErr error
-		tooLarge += fitRecords(trace, limit, w.requestSize, func(spans []int) bool {
+		tooLarge += fitRecords(trace, limit, w.requestSize, func(spans []int, size int) bool {
 			var value []byte
 			if k.Encoding == KafkaOTLPJSON { // JSON is larger: checked once encoded
 				if value, encErr = otlpJSON(w.appendRequest(nil, spans)); encErr != nil {
@@ -427,7 +427,7 @@ func kafkaRecords(items []item, k *KafkaConfig) (recs []kafkaRecord, arena *reco
 					return false
 				}
 			} else {
-				value = w.appendRequest(arena.take(w.requestSize(spans)), spans)
+				value = w.appendRequest(arena.take(size), spans)
 			}
 			records = append(records, kgo.Record{Key: key, Value: value})
 			recs = append(recs, kafkaRecord{rec: &records[len(records)-1], spans: len(spans)})
@@ -501,8 +501,8 @@ func (a *recordArena) free() {
 // the record and may refuse it (false) to have it cut further, when only
 // the encoded record tells its size. It returns the spans that fit no
 // record alone.
-func fitRecords(spans []int, limit int, size func([]int) int, emit func([]int) bool) (tooLarge int) {
-	if size(spans) <= limit && emit(spans) {
+func fitRecords(spans []int, limit int, size func([]int) int, emit func(spans []int, size int) bool) (tooLarge int) {
+	if n := size(spans); n <= limit && emit(spans, n) {
 		return 0
 	}
 	if len(spans) == 1 {
@@ -516,7 +516,7 @@ func fitRecords(spans []int, limit int, size func([]int) int, emit func([]int) b
 // appearance, each trace's spans in their order. The groups share one
 // backing array.
 func (w *wireSpans) byTrace() [][]int {
-	index := make(map[[16]byte]int, 16)
+	index := make(map[[16]byte]int, len(w.spans)/2) // SDK traces: a span or two per batch
 	group := make([]int, len(w.spans))
 	var counts []int
 	for i := range w.spans {

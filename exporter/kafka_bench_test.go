@@ -51,8 +51,8 @@ func unkeyedRecords(data []byte, k *KafkaConfig) ([]kafkaRecord, error) {
 		all[i] = i
 	}
 	var recs []kafkaRecord
-	fitRecords(all, k.MaxMessageBytes-kafkaRecordOverhead, w.requestSize, func(spans []int) bool {
-		value := w.appendRequest(make([]byte, 0, w.requestSize(spans)), spans)
+	fitRecords(all, k.MaxMessageBytes-kafkaRecordOverhead, w.requestSize, func(spans []int, size int) bool {
+		value := w.appendRequest(make([]byte, 0, size), spans)
 		recs = append(recs, kafkaRecord{rec: &kgo.Record{Value: value}, spans: len(spans)})
 		return true
 	})

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"errors"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -33,7 +34,7 @@ type wireSpans struct {
 	scopes    []wireScope // ScopeSpans fields other than spans
 	spans     []wireSpan
 
-	resIndex   map[string]int // resources by their bytes
+	resIndex   map[string]int // resources by their bytes, once there are many
 	scopeIndex map[wireScopeKey]int
 }
 
@@ -67,10 +68,6 @@ func walkSpans(data []byte, spans int, w *wireSpans) error {
 // walk adds the spans of data, one or more serialized
 // ExportTraceServiceRequests, to those already walked.
 func (w *wireSpans) walk(data []byte) error {
-	if w.resIndex == nil {
-		w.resIndex = map[string]int{}
-		w.scopeIndex = map[wireScopeKey]int{}
-	}
 	return translate.EachField(data, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
 		if num != fieldRequestResourceSpans || typ != protowire.BytesType {
 			return nil
@@ -144,8 +141,28 @@ func (w *wireSpans) walkScope(data []byte, res int, num protowire.Number) error 
 	return err
 }
 
+// wireLinear is how many resources (and scopes) are looked up by
+// comparing bytes before an index map is made: a push holds one or two,
+// and a map per push would cost more than the walk.
+const wireLinear = 8
+
 // resource is the index of the resource with this header, added if new.
 func (w *wireSpans) resource(header []byte) int {
+	if w.resIndex == nil {
+		for i, r := range w.resources {
+			if bytes.Equal(r, header) {
+				return i
+			}
+		}
+		if len(w.resources) < wireLinear {
+			w.resources = append(w.resources, header)
+			return len(w.resources) - 1
+		}
+		w.resIndex = make(map[string]int, 2*wireLinear)
+		for i, r := range w.resources {
+			w.resIndex[string(r)] = i
+		}
+	}
 	res, ok := w.resIndex[string(header)]
 	if !ok {
 		res = len(w.resources)
@@ -158,6 +175,21 @@ func (w *wireSpans) resource(header []byte) int {
 // scope is the index of the scope of resource res with this header, added
 // if new.
 func (w *wireSpans) scope(res int, num protowire.Number, header []byte) int {
+	if w.scopeIndex == nil {
+		for i, sc := range w.scopes {
+			if sc.resource == res && sc.num == num && bytes.Equal(sc.header, header) {
+				return i
+			}
+		}
+		if len(w.scopes) < wireLinear {
+			w.scopes = append(w.scopes, wireScope{resource: res, num: num, header: header})
+			return len(w.scopes) - 1
+		}
+		w.scopeIndex = make(map[wireScopeKey]int, 2*wireLinear)
+		for i, sc := range w.scopes {
+			w.scopeIndex[wireScopeKey{sc.resource, sc.num, string(sc.header)}] = i
+		}
+	}
 	key := wireScopeKey{res, num, string(header)}
 	scope, ok := w.scopeIndex[key]
 	if !ok {
@@ -170,10 +202,6 @@ func (w *wireSpans) scope(res int, num protowire.Number, header []byte) int {
 
 // add appends the spans another walk found, as if walked here.
 func (w *wireSpans) add(o *wireSpans) {
-	if w.resIndex == nil {
-		w.resIndex = map[string]int{}
-		w.scopeIndex = map[wireScopeKey]int{}
-	}
 	scopes := make([]int, len(o.scopes))
 	for i, sc := range o.scopes {
 		scopes[i] = w.scope(w.resource(o.resources[sc.resource]), sc.num, sc.header)

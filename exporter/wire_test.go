@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -55,6 +56,9 @@ func TestWireSpansAdd(t *testing.T) {
 		traceRequest(t, "frontend", 1, 3, 12, 5),
 		traceRequest(t, "cart", 1, 3, 6, 5),
 		traceRequest(t, "frontend", 2, 2, 4, 5), // the first push's resource again
+	}
+	for i := range 2 * wireLinear { // past the linear lookup, then seen again
+		pushes = append(pushes, traceRequest(t, fmt.Sprint("svc-", i%(wireLinear+3)), byte(3+i), 2, 4, 5))
 	}
 	var whole, added wireSpans
 	var batch []byte
