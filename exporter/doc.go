@@ -29,16 +29,19 @@
 // as replayed, since this process never received them. Spans left at
 // shutdown stay queued on disk instead of being dropped.
 //
-// Importing the package replaces grpc-go's "gzip" compressor with
-// klauspost/compress's (about 4x less CPU at the same ratio) and registers
-// "zstd", process-wide: the receiver's gRPC server decompresses with them.
+// The gRPC compressors it asks for ("gzip", "zstd") are the ones main
+// registers (internal/grpccompress); importing the package registers
+// nothing.
 //
 // With Config.Kafka's brokers the destination is a Kafka topic instead
 // (kafka.go, franz-go): the batch is taken apart on the wire (wire.go),
 // grouped by trace, and written as records of one trace each, keyed by the
 // trace id, cut to the broker's message limit; the queue, retries and
-// accounts are the same.
+// accounts are the same. A Kafka attempt that times out leaves its records
+// with the client and the next attempt waits for them, so a slow broker
+// gets no second copy; only records the client failed are produced again.
 //
 // Delivery is at least once: an attempt that times out here may have been
-// accepted there, and is sent again.
+// accepted there, and is sent again (for Kafka: across a restart, from
+// --queue-dir).
 package exporter
