@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the "gzip" compressor for Config.Gzip
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/traceport/traceport/internal/grpcraw"
@@ -20,41 +19,14 @@ const (
 	jaegerPost = grpcraw.JaegerPostSpans
 )
 
-// rawCodec passes pre-serialized messages through untouched, so a gRPC
-// request costs the generator no marshalling. It is named "proto" so the
-// content type is the ordinary application/grpc+proto.
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	b, ok := v.(*[]byte)
-	if !ok {
-		return nil, fmt.Errorf("raw codec: cannot marshal %T", v)
-	}
-	return mem.BufferSlice{mem.SliceBuffer(*b)}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	b, ok := v.(*[]byte)
-	if !ok {
-		return fmt.Errorf("raw codec: cannot unmarshal into %T", v)
-	}
-	*b = (*b)[:0]
-	for _, buf := range data {
-		*b = append(*b, buf.ReadOnlyData()...)
-	}
-	return nil
-}
-
 type grpcStream struct {
 	conn    *grpc.ClientConn
 	method  string
 	timeout time.Duration
 	otlp    bool
 	opts    []grpc.CallOption
-	reply   []byte
-	owner   bool // the first stream of a connection closes it
+	req     grpcraw.Message // pre-serialized: a request costs the generator no marshalling
+	owner   bool            // the first stream of a connection closes it
 }
 
 func dialGRPC(ctx context.Context, cfg Config) ([]sender, error) {
@@ -77,7 +49,7 @@ func dialGRPC(ctx context.Context, cfg Config) ([]sender, error) {
 		// One ClientConn per connection: each has its own TCP connection.
 		conn, err := grpc.NewClient(cfg.Target,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(64<<20)),
+			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpcraw.Codec{}), grpc.MaxCallRecvMsgSize(64<<20)),
 		)
 		if err != nil {
 			return fail(fmt.Errorf("grpc client %s: %w", cfg.Target, err))
@@ -117,17 +89,22 @@ func waitReady(ctx context.Context, conn *grpc.ClientConn, timeout time.Duration
 func (g *grpcStream) send(ctx context.Context, p *payload) (string, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	err := g.conn.Invoke(ctx, g.method, &p.wire, &g.reply, g.opts...)
+	g.req.Data = p.wire
+	var reply grpcraw.Message
+	err := g.conn.Invoke(ctx, g.method, &g.req, &reply, g.opts...)
+	if reply.Buf != nil {
+		defer reply.Buf.Free()
+	}
 	if err != nil {
 		if s, ok := status.FromError(err); ok {
 			return "grpc " + s.Code().String(), 0, err
 		}
 		return "", 0, err
 	}
-	if !g.otlp || len(g.reply) == 0 {
+	if !g.otlp || len(reply.Data) == 0 {
 		return "", 0, nil
 	}
-	rejected, _ := rejectedProto(g.reply)
+	rejected, _ := rejectedProto(reply.Data)
 	return "", rejected, nil
 }
 

@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/traceport/traceport/internal/grpcraw"
 )
 
 // fake is a collector that decodes what it gets, counts spans, and fails
@@ -113,25 +115,26 @@ func (f *fake) grpcServer(t *testing.T) string {
 	t.Helper()
 	handler := func(decode func(b []byte) (int, error)) grpc.MethodHandler {
 		return func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-			var b []byte
-			if err := dec(&b); err != nil {
+			var m grpcraw.Message
+			if err := dec(&m); err != nil {
 				return nil, err
 			}
-			n, err := decode(b)
+			defer m.Buf.Free()
+			n, err := decode(m.Data)
 			if err != nil {
 				return nil, status.Error(codes.InvalidArgument, err.Error())
 			}
 			if f.take(n) {
 				return nil, status.Error(codes.Unavailable, "busy")
 			}
-			var reply []byte
+			var reply grpcraw.Message
 			if f.rejected > 0 {
-				reply = partialSuccess(f.rejected)
+				reply.Data = partialSuccess(f.rejected)
 			}
 			return &reply, nil
 		}
 	}
-	s := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}))
+	s := grpc.NewServer(grpc.ForceServerCodecV2(grpcraw.Codec{}))
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
 		HandlerType: (*any)(nil),
@@ -383,7 +386,7 @@ func BenchmarkRun(b *testing.B) {
 			srv := &fake{}
 			var target string
 			if proto == OTLPGRPC {
-				s := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}))
+				s := grpc.NewServer(grpc.ForceServerCodecV2(grpcraw.Codec{}))
 				s.RegisterService(&grpc.ServiceDesc{
 					ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
 					HandlerType: (*any)(nil),
